@@ -1,0 +1,108 @@
+/**
+ * The user service's rules, independent of transport and storage: what a
+ * valid user is, and which fields an update may touch.
+ */
+import { type FieldViolation, InvalidArgumentError } from "@meridian/platform";
+
+export interface UserFields {
+  email: string;
+  name: string;
+  department: string;
+}
+
+export type UserPatch = Partial<UserFields>;
+
+export const updatableFields = ["email", "name", "department"] as const;
+
+const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Emails are unique case-insensitively, so they are stored lower-cased. */
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+function checkField(
+  field: keyof UserFields,
+  value: string,
+  violations: FieldViolation[],
+  prefix: string,
+): string {
+  const path = `${prefix}${field}`;
+  switch (field) {
+    case "email": {
+      const email = normalizeEmail(value);
+      if (email === "") violations.push({ field: path, description: "must not be empty" });
+      else if (email.length > 254 || !emailPattern.test(email)) {
+        violations.push({
+          field: path,
+          description: `must be an email address like name@example.com, got "${value.slice(0, 80)}"`,
+        });
+      }
+      return email;
+    }
+    case "name": {
+      const name = value.trim();
+      if (name === "") violations.push({ field: path, description: "must not be empty" });
+      else if (name.length > 200) {
+        violations.push({ field: path, description: `must be at most 200 characters, got ${name.length}` });
+      }
+      return name;
+    }
+    case "department": {
+      const department = value.trim();
+      if (department.length > 100) {
+        violations.push({
+          field: path,
+          description: `must be at most 100 characters, got ${department.length}`,
+        });
+      }
+      return department;
+    }
+  }
+}
+
+/** A new user's fields, normalized; every problem is reported at once. */
+export function validateNewUser(input: UserFields, prefix = ""): UserFields {
+  const violations: FieldViolation[] = [];
+  const user = {
+    email: checkField("email", input.email, violations, prefix),
+    name: checkField("name", input.name, violations, prefix),
+    department: checkField("department", input.department, violations, prefix),
+  };
+  if (violations.length > 0) throw new InvalidArgumentError(violations);
+  return user;
+}
+
+/** The fields named by an update mask, validated and normalized. */
+export function validatePatch(input: UserFields, maskPaths: readonly string[]): UserPatch {
+  if (maskPaths.length === 0) {
+    throw InvalidArgumentError.field(
+      "update_mask",
+      `must name the fields to change (any of ${updatableFields.join(", ")})`,
+    );
+  }
+  const violations: FieldViolation[] = [];
+  const patch: UserPatch = {};
+  for (const path of maskPaths) {
+    if (!(updatableFields as readonly string[]).includes(path)) {
+      violations.push({
+        field: "update_mask",
+        description: `cannot update "${path}"; updatable fields are ${updatableFields.join(", ")}`,
+      });
+      continue;
+    }
+    const field = path as keyof UserFields;
+    patch[field] = checkField(field, input[field], violations, "user.");
+  }
+  if (violations.length > 0) throw new InvalidArgumentError(violations);
+  return patch;
+}
+
+export function validateUserId(id: string, field = "id"): string {
+  if (id === "") throw InvalidArgumentError.field(field, "must not be empty");
+  if (!uuidPattern.test(id)) {
+    throw InvalidArgumentError.field(field, `must be a user id (a UUID), got "${id.slice(0, 80)}"`);
+  }
+  return id.toLowerCase();
+}

@@ -1,0 +1,180 @@
+/**
+ * Storage of users and of their change events (the WatchUsers outbox).
+ * Every change and its event commit in one transaction, or neither does.
+ */
+import { randomUUID } from "node:crypto";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  AlreadyExistsError,
+  type EventSource,
+  NotFoundError,
+  writeToOutbox,
+} from "@meridian/platform";
+import {
+  type User,
+  type UserEvent,
+  UserEventSchema,
+  UserEventType,
+  UserRole,
+  UserSchema,
+} from "@meridian/proto/meridian/user/v1/user_pb";
+import {
+  Prisma,
+  type PrismaClient,
+  type User as UserRow,
+  type UserEvent as UserEventRow,
+} from "./generated/prisma/client.js";
+import type { UserFields, UserPatch } from "./domain.js";
+
+/** The NOTIFY channel (and lock name) of the user_events outbox. */
+export const userEventsChannel = "user_events";
+
+export interface ListUsersQuery {
+  department: string;
+  limit: number;
+  /** [createTime ISO string, id] of the last user of the previous page. */
+  after?: readonly string[];
+}
+
+/** An outbox row ready to send: its cursor and the message watchers get. */
+export interface StoredUserEvent {
+  cursor: bigint;
+  message: UserEvent;
+}
+
+export class UserRepository implements EventSource<StoredUserEvent> {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  async create(fields: UserFields): Promise<User> {
+    try {
+      return await this.prisma.$transaction(async (tx) => {
+        const row = await tx.user.create({ data: { id: randomUUID(), ...fields } });
+        return this.recordEvent(tx, "CREATED", row);
+      });
+    } catch (error) {
+      throw translateUniqueEmail(error, fields.email);
+    }
+  }
+
+  async get(id: string): Promise<User> {
+    const row = await this.prisma.user.findUnique({ where: { id } });
+    if (!row) throw new NotFoundError("user", id);
+    return toUser(row);
+  }
+
+  async list({ department, limit, after }: ListUsersQuery): Promise<User[]> {
+    const [afterTime, afterId] = after ?? [];
+    const rows = await this.prisma.user.findMany({
+      where: {
+        ...(department ? { department } : {}),
+        ...(afterTime && afterId
+          ? {
+              OR: [
+                { createdAt: { gt: new Date(afterTime) } },
+                { createdAt: new Date(afterTime), id: { gt: afterId } },
+              ],
+            }
+          : {}),
+      },
+      orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+      take: limit,
+    });
+    return rows.map(toUser);
+  }
+
+  async update(id: string, patch: UserPatch): Promise<User> {
+    try {
+      return await this.prisma.$transaction(async (tx) => {
+        const row = await tx.user.update({ where: { id }, data: patch });
+        return this.recordEvent(tx, "UPDATED", row);
+      });
+    } catch (error) {
+      if (isPrismaError(error, "P2025")) throw new NotFoundError("user", id);
+      throw translateUniqueEmail(error, patch.email ?? "");
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    try {
+      await this.prisma.$transaction(async (tx) => {
+        const row = await tx.user.delete({ where: { id } });
+        await this.recordEvent(tx, "DELETED", row);
+      });
+    } catch (error) {
+      if (isPrismaError(error, "P2025")) throw new NotFoundError("user", id);
+      throw error;
+    }
+  }
+
+  async readAfter(after: bigint, limit: number): Promise<StoredUserEvent[]> {
+    const rows = await this.prisma.userEvent.findMany({
+      where: { cursor: { gt: after } },
+      orderBy: { cursor: "asc" },
+      take: limit,
+    });
+    return rows.map(toStoredEvent);
+  }
+
+  async latestCursor(): Promise<bigint> {
+    const newest = await this.prisma.userEvent.findFirst({
+      orderBy: { cursor: "desc" },
+      select: { cursor: true },
+    });
+    return newest?.cursor ?? 0n;
+  }
+
+  /** Writes the change's event into the outbox, inside the change's transaction. */
+  private async recordEvent(
+    tx: Prisma.TransactionClient,
+    type: UserEventRow["type"],
+    row: UserRow,
+  ): Promise<User> {
+    const user = toUser(row);
+    await writeToOutbox(tx, userEventsChannel, () =>
+      tx.userEvent.create({
+        data: {
+          type,
+          userId: row.id,
+          user: toJson(UserSchema, user) as Prisma.InputJsonValue,
+        },
+      }),
+    );
+    return user;
+  }
+}
+
+function toUser(row: UserRow): User {
+  return create(UserSchema, {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    department: row.department,
+    role: row.role === "ADMIN" ? UserRole.ADMIN : UserRole.CUSTOMER,
+    createTime: timestampFromDate(row.createdAt),
+    updateTime: timestampFromDate(row.updatedAt),
+  });
+}
+
+function toStoredEvent(row: UserEventRow): StoredUserEvent {
+  return {
+    cursor: row.cursor,
+    message: create(UserEventSchema, {
+      cursor: row.cursor.toString(),
+      type: UserEventType[row.type],
+      user: fromJson(UserSchema, row.user as JsonValue),
+      occurTime: timestampFromDate(row.occurredAt),
+    }),
+  };
+}
+
+function isPrismaError(error: unknown, code: string): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === code;
+}
+
+function translateUniqueEmail(error: unknown, email: string): unknown {
+  if (isPrismaError(error, "P2002")) {
+    return new AlreadyExistsError("user", email, `a user with email "${email}" already exists`);
+  }
+  return error;
+}

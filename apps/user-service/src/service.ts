@@ -1,0 +1,134 @@
+/**
+ * meridian.user.v1.UserService over Connect: turns requests into domain calls
+ * and results into responses. Validation lives in domain.ts, storage in
+ * repository.ts; errors are domain errors that the platform maps to codes.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  AlreadyExistsError,
+  decodePageToken,
+  type EventFeed,
+  encodePageToken,
+  InvalidArgumentError,
+  parsePageSize,
+  parseResumeCursor,
+  watchResponses,
+} from "@meridian/platform";
+import {
+  type ImportUsersFailure,
+  ImportUsersFailureReason,
+  ImportUsersFailureSchema,
+  type User,
+  type UserService,
+} from "@meridian/proto/meridian/user/v1/user_pb";
+import { validateNewUser, validatePatch, validateUserId } from "./domain.js";
+import type { StoredUserEvent, UserRepository } from "./repository.js";
+
+/** ImportUsers counts every failure but details only the first ones, bounding the response. */
+export const maxReportedImportFailures = 1000;
+
+export interface UserServiceDeps {
+  users: UserRepository;
+  feed: EventFeed<StoredUserEvent>;
+}
+
+export function createUserService({ users, feed }: UserServiceDeps): ServiceImpl<typeof UserService> {
+  return {
+    async createUser(req) {
+      return { user: await users.create(validateNewUser(req)) };
+    },
+
+    async getUser(req) {
+      return { user: await users.get(validateUserId(req.id)) };
+    },
+
+    async listUsers(req) {
+      const limit = parsePageSize(req.pageSize);
+      const department = req.department.trim();
+      const after = decodePageToken(req.pageToken, department);
+      // One extra row tells whether there is a next page without a count query.
+      const page = await users.list({ department, after, limit: limit + 1 });
+      const last = page.length > limit ? page[limit - 1] : undefined;
+      return {
+        users: page.slice(0, limit),
+        nextPageToken: last
+          ? encodePageToken(listPosition(last), department)
+          : "",
+      };
+    },
+
+    async updateUser(req) {
+      const id = validateUserId(req.user?.id ?? "", "user.id");
+      const patch = validatePatch(
+        {
+          email: req.user?.email ?? "",
+          name: req.user?.name ?? "",
+          department: req.user?.department ?? "",
+        },
+        req.updateMask?.paths ?? [],
+      );
+      return { user: await users.update(id, patch) };
+    },
+
+    async deleteUser(req) {
+      await users.delete(validateUserId(req.id));
+      return {};
+    },
+
+    async importUsers(requests) {
+      const failures: ImportUsersFailure[] = [];
+      const seen = new Set<string>();
+      let row = 0;
+      let created = 0;
+      let failed = 0;
+      const fail = (reason: ImportUsersFailureReason, email: string, field: string, message: string) => {
+        failed++;
+        if (failures.length < maxReportedImportFailures) {
+          failures.push(create(ImportUsersFailureSchema, { row, email, reason, field, message }));
+        }
+      };
+      for await (const req of requests) {
+        try {
+          const fields = validateNewUser(req);
+          if (seen.has(fields.email)) {
+            fail(
+              ImportUsersFailureReason.ALREADY_EXISTS,
+              req.email,
+              "email",
+              `"${fields.email}" appears in an earlier row of this import`,
+            );
+          } else {
+            seen.add(fields.email);
+            await users.create(fields);
+            created++;
+          }
+        } catch (error) {
+          if (error instanceof InvalidArgumentError) {
+            const [first] = error.violations;
+            fail(ImportUsersFailureReason.INVALID, req.email, first?.field ?? "", error.message);
+          } else if (error instanceof AlreadyExistsError) {
+            fail(ImportUsersFailureReason.ALREADY_EXISTS, req.email, "email", error.message);
+          } else {
+            // Not the row's fault (the database is down, say): fail the call.
+            // Rows before this one are created; re-importing reports them as ALREADY_EXISTS.
+            throw error;
+          }
+        }
+        row++;
+      }
+      return { createdCount: created, failedCount: failed, failures };
+    },
+
+    async *watchUsers(req, context) {
+      const after = parseResumeCursor(req.resumeCursor);
+      yield* watchResponses(feed.watch({ after, signal: context.signal }));
+    },
+  };
+}
+
+/** Where a ListUsers page ends: the last user's (create_time, id), the sort key. */
+function listPosition(user: User): string[] {
+  return [user.createTime ? timestampDate(user.createTime).toISOString() : "", user.id];
+}

@@ -1,0 +1,86 @@
+/**
+ * The one server interceptor every Meridian call passes through: it maps
+ * errors to gRPC status codes (see errors.ts) and writes one log line per
+ * call with the method, the status code, the duration and the peer.
+ *
+ * It is on every call's hot path, so it does the least it can: one clock read
+ * at each end, no allocation for unary calls beyond the log record, and
+ * streams are wrapped only when the response is a stream.
+ */
+import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { toConnectError } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+/** The caller's address ("ip:port"), set by the server for each request. */
+export const peerAddressKey = createContextKey<string>("", { description: "peer address" });
+
+/** gRPC's canonical names (OK, NOT_FOUND, ...), as operators search for them. */
+const statusNames: readonly string[] = [
+  "OK",
+  ...Object.values(Code)
+    .filter((code): code is Code => typeof code === "number")
+    .sort((a, b) => a - b)
+    .map((code) => Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase()),
+];
+
+/** Codes that mean "the server or a dependency failed", not "the caller erred". */
+const serverFaults = new Set([
+  Code.Unknown,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
+  Code.Unimplemented,
+]);
+
+export function observeCalls(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const procedure = req.method.name;
+    const onInternal = (error: unknown) =>
+      logger.error({ err: error, service: req.service.typeName, procedure }, "unexpected error");
+    const finish = (code: Code | 0, error?: ConnectError) => {
+      const record = {
+        rpc: `${req.service.typeName}/${procedure}`,
+        code: statusNames[code],
+        ms: Math.round((performance.now() - started) * 100) / 100,
+        peer: req.contextValues.get(peerAddressKey),
+        error: error?.rawMessage,
+      };
+      if (code !== 0 && serverFaults.has(code)) logger.warn(record, "rpc");
+      else logger.info(record, "rpc");
+    };
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        finish(0);
+        return res;
+      }
+      return { ...res, message: observeStream(res.message, finish, onInternal) };
+    } catch (error) {
+      const connectError = toConnectError(error, onInternal);
+      finish(connectError.code, connectError);
+      throw connectError;
+    }
+  };
+}
+
+async function* observeStream<T>(
+  stream: AsyncIterable<T>,
+  finish: (code: Code | 0, error?: ConnectError) => void,
+  onInternal: (error: unknown) => void,
+): AsyncGenerator<T> {
+  let ended = false;
+  try {
+    yield* stream;
+    ended = true;
+    finish(0);
+  } catch (error) {
+    ended = true;
+    const connectError = toConnectError(error, onInternal);
+    finish(connectError.code, connectError);
+    throw connectError;
+  } finally {
+    // The consumer stopped early: the client went away mid-stream.
+    if (!ended) finish(Code.Canceled);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Domain errors, and their one mapping to gRPC status codes.
+ *
+ * Domain and repository code throws these (never ConnectError), so that the
+ * rules of a service read in its own terms. The call interceptor maps them
+ * with `toConnectError`, attaching the standard google.rpc error details that
+ * every gRPC client knows how to decode.
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  BadRequest_FieldViolationSchema,
+  BadRequestSchema,
+  PreconditionFailure_ViolationSchema,
+  PreconditionFailureSchema,
+  ResourceInfoSchema,
+} from "@meridian/proto/google/rpc/error_details_pb";
+
+export interface FieldViolation {
+  /** Path of the field in the request, e.g. "user.email" or "items[2].quantity". */
+  field: string;
+  description: string;
+}
+
+export abstract class DomainError extends Error {}
+
+/** The request is malformed, whatever the state of the system: INVALID_ARGUMENT. */
+export class InvalidArgumentError extends DomainError {
+  override name = "InvalidArgumentError";
+  constructor(readonly violations: readonly FieldViolation[]) {
+    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "));
+  }
+
+  static field(field: string, description: string): InvalidArgumentError {
+    return new InvalidArgumentError([{ field, description }]);
+  }
+}
+
+/** NOT_FOUND. */
+export class NotFoundError extends DomainError {
+  override name = "NotFoundError";
+  constructor(
+    readonly resourceType: string,
+    readonly resourceName: string,
+  ) {
+    super(`${resourceType} "${resourceName}" not found`);
+  }
+}
+
+/** ALREADY_EXISTS: the resource the caller tried to create is there already. */
+export class AlreadyExistsError extends DomainError {
+  override name = "AlreadyExistsError";
+  constructor(
+    readonly resourceType: string,
+    readonly resourceName: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** FAILED_PRECONDITION: the system is not in the state the operation needs. */
+export class FailedPreconditionError extends DomainError {
+  override name = "FailedPreconditionError";
+  constructor(
+    readonly type: string,
+    readonly subject: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The error a caller sees. ConnectErrors pass through; domain errors get
+ * their code and details; anything else is a bug or an outage, so the caller
+ * gets a bare INTERNAL and `onInternal` (the logger) gets the real error.
+ */
+export function toConnectError(
+  error: unknown,
+  onInternal: (error: unknown) => void,
+): ConnectError {
+  if (error instanceof ConnectError) return error;
+  if (error instanceof InvalidArgumentError) {
+    const fieldViolations = error.violations.map((v) =>
+      create(BadRequest_FieldViolationSchema, v),
+    );
+    return new ConnectError(error.message, Code.InvalidArgument, undefined, [
+      { desc: BadRequestSchema, value: { fieldViolations } },
+    ]);
+  }
+  if (error instanceof NotFoundError || error instanceof AlreadyExistsError) {
+    const code = error instanceof NotFoundError ? Code.NotFound : Code.AlreadyExists;
+    return new ConnectError(error.message, code, undefined, [
+      {
+        desc: ResourceInfoSchema,
+        value: { resourceType: error.resourceType, resourceName: error.resourceName },
+      },
+    ]);
+  }
+  if (error instanceof FailedPreconditionError) {
+    const violation = create(PreconditionFailure_ViolationSchema, {
+      type: error.type,
+      subject: error.subject,
+      description: error.message,
+    });
+    return new ConnectError(error.message, Code.FailedPrecondition, undefined, [
+      { desc: PreconditionFailureSchema, value: { violations: [violation] } },
+    ]);
+  }
+  onInternal(error);
+  return new ConnectError("internal error", Code.Internal);
+}

@@ -1,0 +1,259 @@
+/**
+ * Resumable, gap-free watch streams over an outbox table.
+ *
+ * Each service writes an event row in the same transaction as the state
+ * change it describes (see `appendEvent` in database.ts), with a cursor from a
+ * sequence. Writers take a transaction-scoped lock first, so cursors become
+ * visible in commit order: once cursor N is visible, every event before N is
+ * too. That single rule is what makes "read everything after my cursor" a
+ * gap-free resume, on PGlite and on PostgreSQL alike.
+ *
+ * One EventFeed per process reads new events once (woken by LISTEN/NOTIFY,
+ * with a slow poll as a safety net) into a bounded in-memory buffer, and
+ * fans them out to every watcher. A watcher behind the buffer (a resume from
+ * an old cursor, or a slow client) reads from the table instead, in batches,
+ * until it catches up. Nothing is dropped; a slow watcher only slows itself.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import {
+  type WatchHeartbeat,
+  WatchHeartbeatSchema,
+} from "@meridian/proto/meridian/common/v1/common_pb";
+import { InvalidArgumentError } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+export interface FeedEvent {
+  readonly cursor: bigint;
+}
+
+export interface EventSource<E extends FeedEvent> {
+  /** Up to `limit` events with a cursor greater than `after`, in cursor order. */
+  readAfter(after: bigint, limit: number): Promise<E[]>;
+  /** The greatest cursor written so far, or 0n when there are no events. */
+  latestCursor(): Promise<bigint>;
+}
+
+/** Registers a callback for "new events may have been committed"; returns an unsubscribe. */
+export type WakeupSubscription = (onWake: () => void) => Promise<() => Promise<void>>;
+
+export interface EventFeedOptions<E extends FeedEvent> {
+  source: EventSource<E>;
+  wakeups: WakeupSubscription;
+  /** When aborted, every watch ends cleanly (after a last heartbeat) and the feed stops. */
+  draining: AbortSignal;
+  logger: Logger;
+  /** A quiet watch sends a heartbeat this often. */
+  heartbeatMs?: number;
+  /** Re-read the table this often even without a wake-up, in case one was lost. */
+  pollMs?: number;
+  /** Events kept in memory for watchers that are keeping up. */
+  bufferSize?: number;
+  /** Rows per read from the table. */
+  batchSize?: number;
+}
+
+export type WatchItem<E> = { event: E; heartbeat?: undefined } | { event?: undefined; heartbeat: bigint };
+
+export interface WatchOptions<E> {
+  /** Resume after this cursor; undefined starts with the next event. */
+  after?: bigint;
+  /** The client went away. */
+  signal: AbortSignal;
+  /** Only events for which this returns true are sent; the cursor advances past the rest. */
+  filter?: (event: E) => boolean;
+}
+
+/** Parses a watch request's resume_cursor: "" means "from now", else a non-negative integer. */
+export function parseResumeCursor(raw: string, field = "resume_cursor"): bigint | undefined {
+  if (raw === "") return undefined;
+  if (!/^\d{1,19}$/.test(raw)) {
+    throw InvalidArgumentError.field(
+      field,
+      `must be a cursor from an earlier event or heartbeat (digits only), got "${raw.slice(0, 40)}"`,
+    );
+  }
+  return BigInt(raw);
+}
+
+export class EventFeed<E extends FeedEvent> {
+  private readonly heartbeatMs: number;
+  private readonly bufferSize: number;
+  private readonly batchSize: number;
+  /** The greatest cursor read into the buffer. */
+  private head = 0n;
+  /** Every event with a cursor greater than `floor` and at most `head` is in `buffer`. */
+  private floor = 0n;
+  private buffer: E[] = [];
+  private waiters = new Set<() => void>();
+  private polling: Promise<void> | undefined;
+  private pollAgain = false;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: EventFeedOptions<E>) {
+    this.heartbeatMs = options.heartbeatMs ?? 15_000;
+    this.bufferSize = options.bufferSize ?? 1024;
+    this.batchSize = options.batchSize ?? 500;
+  }
+
+  static async start<E extends FeedEvent>(options: EventFeedOptions<E>): Promise<EventFeed<E>> {
+    const feed = new EventFeed(options);
+    // Subscribe before reading the head, so that nothing committed in between is missed.
+    feed.unsubscribe = await options.wakeups(() => feed.wake());
+    feed.head = feed.floor = await options.source.latestCursor();
+    feed.pollTimer = setInterval(() => feed.wake(), options.pollMs ?? 5_000).unref();
+    options.draining.addEventListener("abort", () => void feed.stop(), { once: true });
+    return feed;
+  }
+
+  /** The cursor of the newest event this feed has seen. */
+  get latestCursor(): bigint {
+    return this.head;
+  }
+
+  /** Reads newly committed events; call it whenever some may have been written. */
+  wake(): void {
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
+    this.polling = this.pollLoop().finally(() => {
+      this.polling = undefined;
+    });
+  }
+
+  /** Resolves once events written before this call are visible to watchers. */
+  async caughtUp(): Promise<void> {
+    while (this.polling) await this.polling;
+    this.wake();
+    await this.polling;
+  }
+
+  async *watch(options: WatchOptions<E>): AsyncGenerator<WatchItem<E>> {
+    const { filter } = options;
+    const stop = AbortSignal.any([options.signal, this.options.draining]);
+    let position = options.after ?? this.head;
+    if (position > this.head) {
+      await this.caughtUp();
+      if (position > this.head) {
+        throw InvalidArgumentError.field(
+          "resume_cursor",
+          `${position} is ahead of the newest event (${this.head}); pass a cursor this service sent`,
+        );
+      }
+    }
+    // Tells the client the watch is live, and from where it can resume.
+    yield { heartbeat: position };
+    let lastSent = Date.now();
+    while (!stop.aborted) {
+      if (position < this.head) {
+        const batch =
+          position >= this.floor
+            ? this.bufferedAfter(position)
+            : await this.options.source.readAfter(position, this.batchSize);
+        // Only possible if rows were deleted under us; never spin on it.
+        if (batch.length === 0) position = this.head;
+        for (const event of batch) {
+          position = event.cursor;
+          if (filter && !filter(event)) continue;
+          yield { event };
+          lastSent = Date.now();
+          if (stop.aborted) break;
+        }
+        continue;
+      }
+      const quietFor = Date.now() - lastSent;
+      if (quietFor >= this.heartbeatMs) {
+        yield { heartbeat: position };
+        lastSent = Date.now();
+        continue;
+      }
+      await this.nextChange(this.heartbeatMs - quietFor, stop);
+    }
+    // Ending because the server drains: give the client a cursor to resume from.
+    if (this.options.draining.aborted && !options.signal.aborted) yield { heartbeat: position };
+  }
+
+  private async stop(): Promise<void> {
+    clearInterval(this.pollTimer);
+    for (const wake of this.waiters) wake();
+    await this.unsubscribe?.();
+  }
+
+  private bufferedAfter(position: bigint): E[] {
+    // The buffer is short and in cursor order; most callers want its tail.
+    let index = this.buffer.length;
+    while (index > 0 && (this.buffer[index - 1] as E).cursor > position) index--;
+    return this.buffer.slice(index);
+  }
+
+  private nextChange(timeoutMs: number, stop: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stop.removeEventListener("abort", done);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      stop.addEventListener("abort", done, { once: true });
+      this.waiters.add(done);
+    });
+  }
+
+  private async pollLoop(): Promise<void> {
+    do {
+      this.pollAgain = false;
+      try {
+        for (;;) {
+          const batch = await this.options.source.readAfter(this.head, this.batchSize);
+          if (batch.length === 0) break;
+          this.append(batch);
+          if (batch.length < this.batchSize) break;
+        }
+      } catch (error) {
+        // The database is unreachable; the next wake-up or poll tries again.
+        this.options.logger.warn({ err: error }, "event feed could not read new events");
+        return;
+      }
+    } while (this.pollAgain);
+  }
+
+  private append(batch: E[]): void {
+    this.buffer.push(...batch);
+    this.head = (batch[batch.length - 1] as E).cursor;
+    const excess = this.buffer.length - this.bufferSize;
+    if (excess > 0) {
+      this.floor = (this.buffer[excess - 1] as E).cursor;
+      this.buffer = this.buffer.slice(excess);
+    }
+    const waiters = this.waiters;
+    this.waiters = new Set();
+    for (const wake of waiters) wake();
+  }
+}
+
+/**
+ * The response stream of a Watch RPC. Every Meridian watch response is
+ * `oneof kind { <Service>Event event = 1; WatchHeartbeat heartbeat = 2; }`,
+ * so one mapping serves all of them.
+ */
+export async function* watchResponses<M>(
+  items: AsyncIterable<WatchItem<FeedEvent & { message: M }>>,
+): AsyncGenerator<
+  | { kind: { case: "event"; value: M } }
+  | { kind: { case: "heartbeat"; value: WatchHeartbeat } }
+> {
+  for await (const item of items) {
+    if (item.event) {
+      yield { kind: { case: "event", value: item.event.message } };
+    } else {
+      const heartbeat = create(WatchHeartbeatSchema, {
+        sendTime: timestampNow(),
+        cursor: item.heartbeat.toString(),
+      });
+      yield { kind: { case: "heartbeat", value: heartbeat } };
+    }
+  }
+}

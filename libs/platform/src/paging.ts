@@ -1,0 +1,65 @@
+/**
+ * List pagination: validated page sizes and opaque page tokens.
+ *
+ * A token is base64url JSON that the service alone reads. Clients must treat
+ * it as opaque; the service can change what is inside without breaking them.
+ * It records the filter it was issued for, so that a token replayed with a
+ * different filter is refused instead of silently returning the wrong page.
+ */
+import { InvalidArgumentError } from "./errors.js";
+
+export const defaultPageSize = 50;
+export const maxPageSize = 1000;
+
+export function parsePageSize(pageSize: number, field = "page_size"): number {
+  if (pageSize === 0) return defaultPageSize;
+  if (pageSize < 0 || pageSize > maxPageSize) {
+    throw InvalidArgumentError.field(
+      field,
+      `must be between 1 and ${maxPageSize} (or 0 for the default of ${defaultPageSize}), got ${pageSize}`,
+    );
+  }
+  return pageSize;
+}
+
+export function encodePageToken(position: readonly string[], filter: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, p: position, f: filter })).toString("base64url");
+}
+
+/** The position a token resumes after, or undefined for the first page. */
+export function decodePageToken(
+  token: string,
+  filter: string,
+  field = "page_token",
+): string[] | undefined {
+  if (token === "") return undefined;
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    decoded = undefined;
+  }
+  const valid =
+    typeof decoded === "object" &&
+    decoded !== null &&
+    "v" in decoded &&
+    decoded.v === 1 &&
+    "p" in decoded &&
+    Array.isArray(decoded.p) &&
+    decoded.p.every((part) => typeof part === "string") &&
+    "f" in decoded;
+  if (!valid) {
+    throw InvalidArgumentError.field(
+      field,
+      "is not a page token from a previous response; omit it to start at the first page",
+    );
+  }
+  const { p, f } = decoded as { p: string[]; f: unknown };
+  if (f !== filter) {
+    throw InvalidArgumentError.field(
+      field,
+      "was issued for a different filter; repeat the filter of the request that returned it",
+    );
+  }
+  return p;
+}

@@ -1,0 +1,199 @@
+/**
+ * Serves one Meridian service on one port: the gRPC protocol over HTTP/2
+ * cleartext, and the Connect (JSON and binary) and gRPC-Web protocols over
+ * HTTP/1.1 or HTTP/2, so gRPC clients, browsers and plain curl all reach the
+ * same handlers. Every server also hosts grpc.health.v1.Health.
+ *
+ * Shutdown is driven by the `draining` signal: once it aborts, the server
+ * stops accepting connections, tells HTTP/2 clients to go elsewhere (GOAWAY),
+ * lets in-flight calls finish (long-lived streams watch the same signal and
+ * end themselves), and after `shutdownGraceMs` cancels whatever is left.
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net, { type AddressInfo, type Socket } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "@meridian/proto/grpc/health/v1/health_pb";
+import { observeCalls, peerAddressKey } from "./call-observer.js";
+import { createHealthService } from "./health.js";
+import type { Logger } from "./logger.js";
+
+export interface ServerOptions {
+  /** For logs, e.g. "user-service". */
+  name: string;
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  logger: Logger;
+  /** The services that `routes` registers, reported by the health service. */
+  services: readonly DescService[];
+  routes: (router: ConnectRouter) => void;
+  /** Resolves when the service can do its work (its database answers). */
+  readiness: () => Promise<void>;
+  /** Abort to shut the server down; `closed` settles when it is done. */
+  draining: AbortSignal;
+  /** Largest request message accepted, in bytes. */
+  readMaxBytes: number;
+  /** How long in-flight calls get to finish once draining starts. */
+  shutdownGraceMs: number;
+  /** Interceptors run after the platform's own (error mapping and call log). */
+  interceptors?: Interceptor[];
+  /** Serves HTTP requests that are not RPCs (a 404 by default). */
+  fallback?: Parameters<typeof connectNodeAdapter>[0]["fallback"];
+  /** Health Watch poll period; tests shorten it. */
+  healthWatchIntervalMs?: number;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  /** http://host:port, for clients. */
+  readonly url: string;
+  /** Settles when the server has shut down after `draining` aborted. */
+  readonly closed: Promise<void>;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { logger, draining } = options;
+  const forceStop = new AbortController();
+
+  const handler = connectNodeAdapter({
+    routes(router) {
+      options.routes(router);
+      router.service(
+        Health,
+        createHealthService({
+          services: options.services,
+          readiness: options.readiness,
+          draining,
+          logger,
+          watchIntervalMs: options.healthWatchIntervalMs,
+        }),
+      );
+    },
+    interceptors: [observeCalls(logger), ...(options.interceptors ?? [])],
+    readMaxBytes: options.readMaxBytes,
+    // Aborted only when the grace period runs out: calls still running then
+    // end with UNAVAILABLE, which gRPC clients treat as "retry elsewhere".
+    shutdownSignal: forceStop.signal,
+    contextValues: (req) =>
+      createContextValues().set(
+        peerAddressKey,
+        `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+      ),
+    fallback: options.fallback,
+  });
+
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+  const onRequest = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    inFlight++;
+    res.once("close", () => {
+      if (--inFlight === 0) onIdle?.();
+    });
+    handler(req, res);
+  };
+  const h2c = http2.createServer({}, onRequest);
+  const h1 = http.createServer(onRequest);
+
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2c.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const sockets = new Set<Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    routeByProtocol(socket, h2c, h1);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  logger.info({ url }, `${options.name} listening`);
+
+  const closed = new Promise<void>((resolve) => {
+    const shutdown = async () => {
+      logger.info({ inFlight }, "shutting down: no new connections, finishing in-flight calls");
+      const listenerClosed = new Promise<void>((done) => server.close(() => done()));
+      for (const session of sessions) session.close();
+      const idle = new Promise<void>((done) => {
+        onIdle = done;
+        if (inFlight === 0) done();
+      });
+      const graceOver = new Promise<boolean>((done) =>
+        setTimeout(() => done(true), options.shutdownGraceMs).unref(),
+      );
+      if (await Promise.race([idle.then(() => false), graceOver])) {
+        logger.warn({ inFlight }, "grace period over: cancelling the calls still running");
+        forceStop.abort(new ConnectError("server is shutting down", Code.Unavailable));
+        await Promise.race([idle, new Promise((done) => setTimeout(done, 1000).unref())]);
+      }
+      // What remains are idle HTTP/1.1 keep-alive sockets and sessions whose
+      // clients have not closed them yet.
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      h1.close();
+      h2c.close();
+      await listenerClosed;
+      logger.info("server closed");
+      resolve();
+    };
+    if (draining.aborted) void shutdown();
+    else draining.addEventListener("abort", () => void shutdown(), { once: true });
+  });
+
+  return { port, url, closed };
+}
+
+/** Every HTTP/2 connection opens with this preface; no HTTP/1.x request can. */
+const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const firstBytesTimeoutMs = 10_000;
+
+/**
+ * Hands a new connection to the HTTP/2 or the HTTP/1.1 server by its first
+ * bytes. Node 20 cannot serve both on one cleartext port by itself
+ * (`allowHTTP1` works only with TLS), and Meridian wants gRPC clients and
+ * curl on the same port. The bytes read stay buffered on the socket: both
+ * servers consume buffered data first, so no copy or wrapper stays in the
+ * path afterwards.
+ */
+function routeByProtocol(socket: Socket, h2c: http2.Http2Server, h1: http.Server): void {
+  socket.setTimeout(firstBytesTimeoutMs, () => socket.destroy());
+  let received: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+    const n = Math.min(received.length, http2Preface.length);
+    const isHttp2 = received.subarray(0, n).equals(http2Preface.subarray(0, n));
+    // "P" could still be POST or PRI; wait for a byte that tells them apart.
+    if (isHttp2 && n < 3) return;
+    socket.off("data", onData);
+    socket.setTimeout(0);
+    socket.pause();
+    socket.unshift(received);
+    if (isHttp2) {
+      h2c.emit("connection", socket);
+    } else {
+      h1.emit("connection", socket);
+      socket.resume();
+    }
+  };
+  socket.on("data", onData);
+}
