@@ -45,7 +45,10 @@ function checkField(
       const name = value.trim();
       if (name === "") violations.push({ field: path, description: "must not be empty" });
       else if (name.length > 200) {
-        violations.push({ field: path, description: `must be at most 200 characters, got ${name.length}` });
+        violations.push({
+          field: path,
+          description: `must be at most 200 characters, got ${name.length}`,
+        });
       }
       return name;
     }

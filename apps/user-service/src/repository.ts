@@ -8,6 +8,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   AlreadyExistsError,
   type EventSource,
+  isUniqueViolation,
   NotFoundError,
   writeToOutbox,
 } from "@meridian/platform";
@@ -19,13 +20,13 @@ import {
   UserRole,
   UserSchema,
 } from "@meridian/proto/meridian/user/v1/user_pb";
+import type { UserFields, UserPatch } from "./domain.js";
 import {
   Prisma,
   type PrismaClient,
-  type User as UserRow,
   type UserEvent as UserEventRow,
+  type User as UserRow,
 } from "./generated/prisma/client.js";
-import type { UserFields, UserPatch } from "./domain.js";
 
 /** The NOTIFY channel (and lock name) of the user_events outbox. */
 export const userEventsChannel = "user_events";
@@ -173,7 +174,7 @@ function isPrismaError(error: unknown, code: string): boolean {
 }
 
 function translateUniqueEmail(error: unknown, email: string): unknown {
-  if (isPrismaError(error, "P2002")) {
+  if (isUniqueViolation(error)) {
     return new AlreadyExistsError("user", email, `a user with email "${email}" already exists`);
   }
   return error;

@@ -34,7 +34,10 @@ export interface UserServiceDeps {
   feed: EventFeed<StoredUserEvent>;
 }
 
-export function createUserService({ users, feed }: UserServiceDeps): ServiceImpl<typeof UserService> {
+export function createUserService({
+  users,
+  feed,
+}: UserServiceDeps): ServiceImpl<typeof UserService> {
   return {
     async createUser(req) {
       return { user: await users.create(validateNewUser(req)) };
@@ -53,9 +56,7 @@ export function createUserService({ users, feed }: UserServiceDeps): ServiceImpl
       const last = page.length > limit ? page[limit - 1] : undefined;
       return {
         users: page.slice(0, limit),
-        nextPageToken: last
-          ? encodePageToken(listPosition(last), department)
-          : "",
+        nextPageToken: last ? encodePageToken(listPosition(last), department) : "",
       };
     },
 
@@ -83,7 +84,12 @@ export function createUserService({ users, feed }: UserServiceDeps): ServiceImpl
       let row = 0;
       let created = 0;
       let failed = 0;
-      const fail = (reason: ImportUsersFailureReason, email: string, field: string, message: string) => {
+      const fail = (
+        reason: ImportUsersFailureReason,
+        email: string,
+        field: string,
+        message: string,
+      ) => {
         failed++;
         if (failures.length < maxReportedImportFailures) {
           failures.push(create(ImportUsersFailureSchema, { row, email, reason, field, message }));

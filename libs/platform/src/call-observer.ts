@@ -7,7 +7,7 @@
  * at each end, no allocation for unary calls beyond the log record, and
  * streams are wrapped only when the response is a stream.
  */
-import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { Code, type ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
 

@@ -76,15 +76,10 @@ export class FailedPreconditionError extends DomainError {
  * their code and details; anything else is a bug or an outage, so the caller
  * gets a bare INTERNAL and `onInternal` (the logger) gets the real error.
  */
-export function toConnectError(
-  error: unknown,
-  onInternal: (error: unknown) => void,
-): ConnectError {
+export function toConnectError(error: unknown, onInternal: (error: unknown) => void): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof InvalidArgumentError) {
-    const fieldViolations = error.violations.map((v) =>
-      create(BadRequest_FieldViolationSchema, v),
-    );
+    const fieldViolations = error.violations.map((v) => create(BadRequest_FieldViolationSchema, v));
     return new ConnectError(error.message, Code.InvalidArgument, undefined, [
       { desc: BadRequestSchema, value: { fieldViolations } },
     ]);

@@ -53,7 +53,9 @@ export interface EventFeedOptions<E extends FeedEvent> {
   batchSize?: number;
 }
 
-export type WatchItem<E> = { event: E; heartbeat?: undefined } | { event?: undefined; heartbeat: bigint };
+export type WatchItem<E> =
+  | { event: E; heartbeat?: undefined }
+  | { event?: undefined; heartbeat: bigint };
 
 export interface WatchOptions<E> {
   /** Resume after this cursor; undefined starts with the next event. */
@@ -242,8 +244,7 @@ export class EventFeed<E extends FeedEvent> {
 export async function* watchResponses<M>(
   items: AsyncIterable<WatchItem<FeedEvent & { message: M }>>,
 ): AsyncGenerator<
-  | { kind: { case: "event"; value: M } }
-  | { kind: { case: "heartbeat"; value: WatchHeartbeat } }
+  { kind: { case: "event"; value: M } } | { kind: { case: "heartbeat"; value: WatchHeartbeat } }
 > {
   for await (const item of items) {
     if (item.event) {

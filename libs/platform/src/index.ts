@@ -3,8 +3,10 @@ export { ConfigError, type EnvField, env, loadConfig } from "./config.js";
 export {
   type Database,
   type DatabaseOptions,
+  isUniqueViolation,
   type OutboxTransaction,
   openDatabase,
+  sqlState,
   writeToOutbox,
 } from "./database.js";
 export {
@@ -27,8 +29,8 @@ export {
   watchResponses,
 } from "./event-feed.js";
 export { createHealthService, type HealthOptions } from "./health.js";
+export { runUntilSignalled } from "./lifecycle.js";
 export { createLogger, flushLogs, type Logger, type LogLevel, logLevels } from "./logger.js";
 export { decodePageToken, encodePageToken, parsePageSize } from "./paging.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";
 export { serviceConfig } from "./service-config.js";
-export { runUntilSignalled } from "./lifecycle.js";

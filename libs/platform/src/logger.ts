@@ -20,7 +20,7 @@ export const logLevels: readonly LogLevel[] = [
  */
 export function createLogger(service: string, level: LogLevel = "info"): Logger {
   return pino(
-    { name: service, level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime },
+    { level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ dest: 1, sync: false }),
   );
 }

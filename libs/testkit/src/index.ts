@@ -1,0 +1,9 @@
+export { createTestClient, createTestTransport, type Protocol, protocols } from "./clients.js";
+export {
+  type TestDatabase,
+  type TestDatabaseKind,
+  testDatabaseKinds,
+  testPostgresUrl,
+} from "./databases.js";
+export { type CapturedLogs, captureLogs } from "./logs.js";
+export { drain, takeUntil } from "./streams.js";
