@@ -248,3 +248,23 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
     });
   });
 });
+
+describe("request size limit", () => {
+  it("refuses a request larger than READ_MAX_BYTES with RESOURCE_EXHAUSTED", async () => {
+    const [kind] = databaseKinds;
+    const db = await (kind as NonNullable<typeof kind>).create();
+    const service = await startForTest(db, { READ_MAX_BYTES: "1024" });
+    try {
+      const error = await rejection(
+        service.client().createUser({ email: uniqueEmail(), name: "x".repeat(2000) }),
+      );
+      expect(error.code).toBe(Code.ResourceExhausted);
+      // A request under the limit on the same server still works.
+      const { user } = await service.client().createUser({ email: uniqueEmail(), name: "small" });
+      expect(user?.name).toBe("small");
+    } finally {
+      await service.stop();
+      await db.drop();
+    }
+  });
+});

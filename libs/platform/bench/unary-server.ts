@@ -1,0 +1,48 @@
+/**
+ * Serves an in-memory UserService.GetUser one of three ways, for unary.ts:
+ *   stock     connectNodeAdapter on node:http2, nothing else
+ *   meridian  startServer: protocol sniffing, health, call observer, log line per call
+ *   quiet     startServer with the per-call log line filtered out (LOG_LEVEL=warn)
+ * Prints "port <n>" once listening.
+ */
+import http2 from "node:http2";
+import { create } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { UserSchema, UserService } from "@meridian/proto/meridian/user/v1/user_pb";
+import { pino } from "pino";
+import { startServer } from "../src/server.js";
+
+const user = create(UserSchema, {
+  id: "8f0c4a52-7d0e-4c0e-9d5e-2b1a3c4d5e6f",
+  email: "ada@example.com",
+  name: "Ada",
+});
+const routes = (router: ConnectRouter) =>
+  router.service(UserService, { getUser: () => ({ user }) });
+
+const mode = process.argv[2] ?? "meridian";
+if (mode === "stock") {
+  const server = http2.createServer(connectNodeAdapter({ routes }));
+  server.listen(0, "127.0.0.1", () => {
+    console.log(`port ${(server.address() as { port: number }).port}`);
+  });
+} else {
+  const logger = pino(
+    { level: mode === "quiet" ? "warn" : "info" },
+    pino.destination({ dest: "/dev/null", sync: false }),
+  );
+  const server = await startServer({
+    name: "bench",
+    host: "127.0.0.1",
+    port: 0,
+    logger,
+    services: [UserService],
+    routes,
+    readiness: async () => {},
+    draining: new AbortController().signal,
+    readMaxBytes: 4 * 1024 * 1024,
+    shutdownGraceMs: 1000,
+  });
+  console.log(`port ${server.port}`);
+}
