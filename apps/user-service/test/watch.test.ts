@@ -7,6 +7,8 @@ import { type ServiceUnderTest, startForTest, uniqueEmail } from "./harness.js";
 const databaseKinds = await testDatabaseKinds();
 const isEvent = (r: WatchUsersResponse) => r.kind.case === "event";
 const cursorOf = (r: WatchUsersResponse) => BigInt(r.kind.value?.cursor ?? "-1");
+const userOf = (r: WatchUsersResponse | undefined) =>
+  r?.kind.case === "event" ? r.kind.value.user : undefined;
 
 /** Opens a watch and reads its first message (always a heartbeat). */
 async function openWatch(service: ServiceUnderTest, resumeCursor = "") {
@@ -52,11 +54,7 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
       UserEventType.UPDATED,
       UserEventType.DELETED,
     ]);
-    expect(events.map((e) => e.kind.case === "event" && e.kind.value.user?.name)).toEqual([
-      "Watched",
-      "Renamed",
-      "Renamed",
-    ]);
+    expect(events.map((e) => userOf(e)?.name)).toEqual(["Watched", "Renamed", "Renamed"]);
     const cursors = events.map(cursorOf);
     expect(cursors[0]).toBeGreaterThan(BigInt(watch.start));
     expect([...cursors].sort((a, b) => (a < b ? -1 : 1))).toEqual(cursors);
@@ -111,7 +109,7 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
     for (let i = 1; i < liveCursors.length; i++) {
       expect(liveCursors[i]).toBeGreaterThan(liveCursors[i - 1] as bigint);
     }
-    expect(new Set(live.map((e) => e.kind.case === "event" && e.kind.value.user?.id))).toEqual(
+    expect(new Set(live.map((e) => userOf(e)?.id))).toEqual(
       new Set(created.map((c) => c.user?.id)),
     );
     // A late reader replaying from the same point sees the very same sequence.
@@ -159,9 +157,7 @@ describe.each(databaseKinds)("lifecycle on $name", (kind) => {
       const resumed = await openWatch(second, seen?.kind.value?.cursor);
       const items = await takeUntil(resumed.stream, 2, isEvent);
       resumed.close();
-      expect(
-        items.filter(isEvent).map((e) => e.kind.case === "event" && e.kind.value.user?.name),
-      ).toEqual(["Unseen", "After"]);
+      expect(items.filter(isEvent).map((e) => userOf(e)?.name)).toEqual(["Unseen", "After"]);
     } finally {
       await second.stop();
     }
@@ -223,10 +219,31 @@ describe.runIf(postgres)("replicas on PostgreSQL", () => {
       const { user } = await writer.client().createUser({ email: uniqueEmail(), name: "Across" });
       const [event] = (await takeUntil(watch.stream, 1, isEvent, 3000)).filter(isEvent);
       watch.close();
-      expect(event?.kind.value?.user?.id).toBe(user?.id);
+      expect(userOf(event)?.id).toBe(user?.id);
     } finally {
       await Promise.all([writer.stop(), reader.stop()]);
       await db.drop();
     }
+  });
+});
+
+describe("the embedded database", () => {
+  it("refuses a second service on the same data directory instead of losing writes", async () => {
+    const pglite = databaseKinds.find((k) => k.name === "pglite");
+    const db = await (pglite as NonNullable<typeof pglite>).create();
+    const first = await startForTest(db);
+    try {
+      await expect(startForTest(db)).rejects.toThrow(
+        `is in use by process ${process.pid} (this process)`,
+      );
+      // The first service is unharmed.
+      expect((await first.health().check({})).status).toBe(1);
+    } finally {
+      await first.stop();
+    }
+    // Once the first has stopped, the directory is free again.
+    const second = await startForTest(db);
+    await second.stop();
+    await db.drop();
   });
 });

@@ -12,7 +12,15 @@
  * and needs no CLI (and no engine download) in a production image.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { PGlite } from "@electric-sql/pglite";
@@ -180,11 +188,16 @@ async function migrate(session: SqlSession, migrations: Migration[], logger: Log
 
 async function openPGlite(dataDir: string, migrations: Migration[], logger: Logger) {
   mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
+  const unlock = lockDataDir(dataDir);
+  const db = await PGlite.create(dataDir).catch((error: unknown) => {
+    unlock();
+    throw error;
+  });
   try {
     await migrate(db, migrations, logger);
   } catch (error) {
     await db.close();
+    unlock();
     throw error;
   }
   logger.info({ dataDir }, "database: embedded PGlite");
@@ -195,8 +208,51 @@ async function openPGlite(dataDir: string, migrations: Migration[], logger: Logg
     async ping() {
       await db.query("SELECT 1");
     },
-    close: () => db.close(),
+    async close() {
+      await db.close();
+      unlock();
+    },
   } satisfies Database;
+}
+
+/**
+ * PGlite takes no lock of its own: two processes (or two instances in one
+ * process) can open one data directory, and writes are then silently lost.
+ * So the first opener claims the directory with a lock file naming its pid;
+ * a second one fails with a message that says who holds it. A lock left by a
+ * process that no longer exists is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const lockFile = path.join(dataDir, "meridian.lock");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockFile, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number(readFileSync(lockFile, "utf8").trim());
+      if (Number.isInteger(holder) && holder > 0 && processExists(holder)) {
+        throw new Error(
+          `the embedded database in ${dataDir} is in use by process ${holder}` +
+            (holder === process.pid ? " (this process)" : "") +
+            "; stop it, or give this service another DATA_DIR",
+        );
+      }
+      rmSync(lockFile, { force: true });
+    }
+  }
+  throw new Error(`could not lock the embedded database in ${dataDir}`);
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function openPostgres(
