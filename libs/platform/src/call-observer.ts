@@ -20,7 +20,12 @@ const statusNames: readonly string[] = [
   ...Object.values(Code)
     .filter((code): code is Code => typeof code === "number")
     .sort((a, b) => a - b)
-    .map((code) => Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase()),
+    .map((code) =>
+      // Connect spells code 1 "Canceled"; gRPC's canonical name is CANCELLED.
+      code === Code.Canceled
+        ? "CANCELLED"
+        : Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase(),
+    ),
 ];
 
 /** Codes that mean "the server or a dependency failed", not "the caller erred". */
