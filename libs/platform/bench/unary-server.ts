@@ -25,7 +25,7 @@ const mode = process.argv[2] ?? "meridian";
 if (mode === "stock") {
   const server = http2.createServer(connectNodeAdapter({ routes }));
   server.listen(0, "127.0.0.1", () => {
-    console.log(`port ${(server.address() as { port: number }).port}`);
+    process.stdout.write(`port ${(server.address() as { port: number }).port}\n`);
   });
 } else {
   const logger = pino(
@@ -44,5 +44,5 @@ if (mode === "stock") {
     readMaxBytes: 4 * 1024 * 1024,
     shutdownGraceMs: 1000,
   });
-  console.log(`port ${server.port}`);
+  process.stdout.write(`port ${server.port}\n`);
 }
