@@ -125,6 +125,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       resolve();
     });
   });
+  // The HTTP/1.1 server never listens itself (connections are handed to it),
+  // but Node starts its header and request timeouts, which guard against
+  // slow-loris clients, on "listening".
+  h1.emit("listening");
   const { port } = server.address() as AddressInfo;
   const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   logger.info({ url }, `${options.name} listening`);
