@@ -73,30 +73,6 @@ export async function writeToOutbox<T>(
   return event;
 }
 
-/**
- * The PostgreSQL SQLSTATE behind a Prisma or driver-adapter error, if any.
- * Repositories ask this rather than for Prisma's P-codes because the PGlite
- * adapter (built for Prisma 6.10) reports database errors in a shape that
- * Prisma 6.19 no longer turns into P2002 and friends; the SQLSTATE is there
- * in both shapes.
- */
-export function sqlState(error: unknown): string | undefined {
-  const record = error as {
-    meta?: { driverAdapterError?: { cause?: { originalCode?: string } } };
-    cause?: { code?: string; originalCode?: string };
-  } | null;
-  return (
-    record?.meta?.driverAdapterError?.cause?.originalCode ??
-    record?.cause?.originalCode ??
-    record?.cause?.code
-  );
-}
-
-/** unique_violation: an INSERT or UPDATE hit a unique index. */
-export function isUniqueViolation(error: unknown): boolean {
-  return sqlState(error) === "23505";
-}
-
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const migrations = readMigrations(options.migrationsDir);
   return options.url

@@ -15,6 +15,7 @@ import {
   PreconditionFailureSchema,
   ResourceInfoSchema,
 } from "@meridian/proto/google/rpc/error_details_pb";
+import { isDatabaseUnavailable } from "./database-errors.js";
 
 export interface FieldViolation {
   /** Path of the field in the request, e.g. "user.email" or "items[2].quantity". */
@@ -73,8 +74,9 @@ export class FailedPreconditionError extends DomainError {
 
 /**
  * The error a caller sees. ConnectErrors pass through; domain errors get
- * their code and details; anything else is a bug or an outage, so the caller
- * gets a bare INTERNAL and `onInternal` (the logger) gets the real error.
+ * their code and details; a database outage is UNAVAILABLE, which clients
+ * may retry; anything else is a bug, so the caller gets a bare INTERNAL.
+ * Outages and bugs both go to `onInternal` (the logger) with the real error.
  */
 export function toConnectError(error: unknown, onInternal: (error: unknown) => void): ConnectError {
   if (error instanceof ConnectError) return error;
@@ -104,5 +106,8 @@ export function toConnectError(error: unknown, onInternal: (error: unknown) => v
     ]);
   }
   onInternal(error);
+  if (isDatabaseUnavailable(error)) {
+    return new ConnectError("the database is unavailable; retry later", Code.Unavailable);
+  }
   return new ConnectError("internal error", Code.Internal);
 }

@@ -3,12 +3,11 @@ export { ConfigError, type EnvField, env, loadConfig } from "./config.js";
 export {
   type Database,
   type DatabaseOptions,
-  isUniqueViolation,
   type OutboxTransaction,
   openDatabase,
-  sqlState,
   writeToOutbox,
 } from "./database.js";
+export { isDatabaseUnavailable, isUniqueViolation, sqlState } from "./database-errors.js";
 export {
   AlreadyExistsError,
   DomainError,
