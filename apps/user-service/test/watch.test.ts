@@ -119,6 +119,20 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
     expect(replayed.map(cursorOf)).toEqual(liveCursors);
   });
 
+  it("streams over the Connect protocol with JSON on HTTP/1.1 too, as browsers and curl use it", async () => {
+    const abort = new AbortController();
+    cleanups.push(() => abort.abort());
+    const stream = service
+      .client("connect-json")
+      .watchUsers({}, { signal: abort.signal })
+      [Symbol.asyncIterator]();
+    const [first] = await takeUntil(stream, 1);
+    expect(first?.kind.case).toBe("heartbeat");
+    const { user } = await service.client().createUser({ email: uniqueEmail(), name: "Via h1" });
+    const [event] = (await takeUntil(stream, 1, isEvent)).filter(isEvent);
+    expect(userOf(event)?.id).toBe(user?.id);
+  });
+
   it("rejects malformed cursors and cursors from the future with INVALID_ARGUMENT", async () => {
     for (const resumeCursor of ["abc", "-1", "99999999999999"]) {
       const stream = service.client().watchUsers({ resumeCursor })[Symbol.asyncIterator]();
@@ -205,6 +219,36 @@ describe.each(databaseKinds)("lifecycle on $name", (kind) => {
       .catch((e: unknown) => ConnectError.from(e));
     expect(refused).toBeInstanceOf(ConnectError);
     expect((refused as ConnectError).code).toBe(Code.Unavailable);
+  });
+});
+
+describe("shutdown with a call that will not finish", () => {
+  it("cancels it with UNAVAILABLE once SHUTDOWN_GRACE_MS has passed", async () => {
+    const [kind] = databaseKinds;
+    const db = await (kind as NonNullable<typeof kind>).create();
+    const service = await startForTest(db, { SHUTDOWN_GRACE_MS: "200" });
+    const watch = await openWatch(service);
+    const never = new AbortController();
+    async function* stuckImport() {
+      yield { email: uniqueEmail("stuck"), name: "Stuck" };
+      // The client never ends its request stream.
+      await new Promise((resolve) => never.signal.addEventListener("abort", resolve));
+    }
+    const call = service
+      .client()
+      .importUsers(stuckImport())
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+    // The server has read the first row (its user exists): the call is in flight.
+    await takeUntil(watch.stream, 1, isEvent);
+    const started = Date.now();
+    await service.stop();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect((await call)?.code).toBe(Code.Unavailable);
+    never.abort();
+    await db.drop();
   });
 });
 

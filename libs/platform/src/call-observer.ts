@@ -55,7 +55,9 @@ export function observeCalls(logger: Logger): Interceptor {
       else logger.info(record, "rpc");
     };
     try {
-      const res = await next(req);
+      const res = await next(
+        req.stream ? { ...req, message: endOnAbort(req.message, req.signal) } : req,
+      );
       if (!res.stream) {
         finish(0);
         return res;
@@ -87,5 +89,32 @@ async function* observeStream<T>(
   } finally {
     // The consumer stopped early: the client went away mid-stream.
     if (!ended) finish(Code.Canceled);
+  }
+}
+
+/**
+ * A client or bidi stream's messages, ending with the call's abort reason
+ * (deadline, client gone, server out of grace) instead of waiting forever
+ * for a client that sends nothing more. Without it, a handler blocked on the
+ * next request message never learns that its call is over.
+ */
+async function* endOnAbort<T>(messages: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = messages[Symbol.asyncIterator]();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), aborted]);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    void iterator.return?.()?.catch(() => {});
   }
 }
