@@ -1,9 +1,11 @@
 /**
- * Configures the Prisma CLI (generate, migrate diff/deploy/status) to work
- * offline: the JavaScript engine plus a driver adapter, never a downloaded
- * native engine. DATABASE_URL picks the database the CLI talks to: a
- * postgresql:// URL, or else the embedded PGlite data directory.
- * (The service itself applies migrations at start-up; see libs/platform database.ts.)
+ * Configures the Prisma CLI to work offline: the JavaScript engine plus a
+ * driver adapter, never a downloaded native engine. `prisma generate` and
+ * `prisma migrate diff` are what Meridian uses it for. DATABASE_URL picks the
+ * database the CLI talks to: a postgresql:// URL, or else the embedded PGlite
+ * data directory. The service applies migrations itself at start-up (see
+ * libs/platform/src/database.ts), because `migrate deploy` on Prisma 6.19
+ * hangs on PGlite and fails through the pg adapter (prisma/orm#27403).
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
