@@ -138,6 +138,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger.info({ inFlight }, "shutting down: no new connections, finishing in-flight calls");
       const listenerClosed = new Promise<void>((done) => server.close(() => done()));
       for (const session of sessions) session.close();
+      // Idle keep-alive HTTP/1.1 connections would otherwise bring new calls.
+      h1.closeIdleConnections();
       const idle = new Promise<void>((done) => {
         onIdle = done;
         if (inFlight === 0) done();
