@@ -55,8 +55,14 @@ export function observeCalls(logger: Logger): Interceptor {
       else logger.info(record, "rpc");
     };
     try {
+      // Only a streaming *request* can leave a handler waiting on the client;
+      // server-streaming calls are "stream" requests too, but of one message.
+      const streamsRequest =
+        req.method.methodKind === "client_streaming" || req.method.methodKind === "bidi_streaming";
       const res = await next(
-        req.stream ? { ...req, message: endOnAbort(req.message, req.signal) } : req,
+        req.stream && streamsRequest
+          ? { ...req, message: endOnAbort(req.message, req.signal) }
+          : req,
       );
       if (!res.stream) {
         finish(0);
@@ -100,13 +106,14 @@ async function* observeStream<T>(
  */
 async function* endOnAbort<T>(messages: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
   const iterator = messages[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
+  let rejectAborted: (reason: unknown) => void = () => {};
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
+    rejectAborted = reject;
   });
   aborted.catch(() => {});
+  const onAbort = () => rejectAborted(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
   try {
     for (;;) {
       const next = await Promise.race([iterator.next(), aborted]);
@@ -114,7 +121,7 @@ async function* endOnAbort<T>(messages: AsyncIterable<T>, signal: AbortSignal): 
       yield next.value;
     }
   } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
+    signal.removeEventListener("abort", onAbort);
     void iterator.return?.()?.catch(() => {});
   }
 }
