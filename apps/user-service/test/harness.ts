@@ -1,5 +1,4 @@
-import { type Client, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { Client } from "@connectrpc/connect";
 import { Health } from "@meridian/proto/grpc/health/v1/health_pb";
 import { UserService } from "@meridian/proto/meridian/user/v1/user_pb";
 import {
@@ -36,7 +35,7 @@ export async function startForTest(
     ...service,
     logs,
     client: (protocol = "grpc") => createTestClient(UserService, service.url, protocol),
-    health: () => createClient(Health, createGrpcTransport({ baseUrl: service.url })),
+    health: () => createTestClient(Health, service.url),
   };
 }
 

@@ -2,9 +2,9 @@
  * A database outage on PostgreSQL, made real: the test database stops
  * accepting connections and its sessions are terminated, then it comes back.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { WatchUsersResponse } from "@meridian/proto/meridian/user/v1/user_pb";
-import { takeUntil, testDatabaseKinds, testPostgresUrl } from "@meridian/testkit";
+import { callError, takeUntil, testDatabaseKinds, testPostgresUrl } from "@meridian/testkit";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { startForTest, uniqueEmail } from "./harness.js";
@@ -42,15 +42,11 @@ describe.runIf(postgres)("a database outage on PostgreSQL", () => {
 
       await setAvailable(database, false);
       expect((await service.health().check({})).status).toBe(2);
-      const error = await service
-        .client()
-        .getUser({ id: "00000000-0000-4000-8000-000000000000" })
-        .then(
-          () => undefined,
-          (e: unknown) => ConnectError.from(e),
-        );
-      expect(error?.code).toBe(Code.Unavailable);
-      expect(error?.rawMessage).toBe("the database is unavailable; retry later");
+      const error = await callError(
+        service.client().getUser({ id: "00000000-0000-4000-8000-000000000000" }),
+      );
+      expect(error.code).toBe(Code.Unavailable);
+      expect(error.rawMessage).toBe("the database is unavailable; retry later");
 
       await setAvailable(database, true);
       expect((await service.health().check({})).status).toBe(1);

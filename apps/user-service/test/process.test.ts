@@ -5,10 +5,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health } from "@meridian/proto/grpc/health/v1/health_pb";
-import { type TestDatabase, testDatabaseKinds } from "@meridian/testkit";
+import { createTestClient, type TestDatabase, testDatabaseKinds } from "@meridian/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const appDir = fileURLToPath(new URL("..", import.meta.url));
@@ -45,7 +43,7 @@ describe("the user-service process", () => {
   it("serves until SIGTERM, then stops cleanly and exits 0", async () => {
     const child = startProcess(db.env);
     const url = await listeningUrl(child);
-    const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
+    const health = createTestClient(Health, url);
     expect((await health.check({})).status).toBe(1);
     const exited = once(child, "exit");
     child.kill("SIGTERM");

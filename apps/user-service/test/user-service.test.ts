@@ -1,20 +1,11 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { BadRequestSchema, ResourceInfoSchema } from "@meridian/proto/google/rpc/error_details_pb";
 import { UserRole } from "@meridian/proto/meridian/user/v1/user_pb";
-import { protocols, type TestDatabase, testDatabaseKinds } from "@meridian/testkit";
+import { callError, protocols, type TestDatabase, testDatabaseKinds } from "@meridian/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServiceUnderTest, startForTest, uniqueEmail } from "./harness.js";
 
 const databaseKinds = await testDatabaseKinds();
-
-async function rejection(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe.each(databaseKinds)("UserService on $name", (kind) => {
   let db: TestDatabase;
@@ -53,7 +44,7 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
     it("refuses a second user with the same email, whatever its case", async () => {
       const email = uniqueEmail();
       await client().createUser({ email, name: "First" });
-      const error = await rejection(
+      const error = await callError(
         client().createUser({ email: email.toUpperCase(), name: "Second" }),
       );
       expect(error.code).toBe(Code.AlreadyExists);
@@ -65,7 +56,7 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
     });
 
     it("names every invalid field of a new user", async () => {
-      const error = await rejection(client().createUser({ email: "not-an-email", name: "   " }));
+      const error = await callError(client().createUser({ email: "not-an-email", name: "   " }));
       expect(error.code).toBe(Code.InvalidArgument);
       const [badRequest] = error.findDetails(BadRequestSchema);
       expect(badRequest?.fieldViolations.map((v) => [v.field, v.description])).toEqual([
@@ -77,10 +68,10 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
 
     it("answers NOT_FOUND for an unknown id and INVALID_ARGUMENT for a malformed one", async () => {
       const missing = "00000000-0000-4000-8000-000000000000";
-      const notFound = await rejection(client().getUser({ id: missing }));
+      const notFound = await callError(client().getUser({ id: missing }));
       expect(notFound.code).toBe(Code.NotFound);
       expect(notFound.rawMessage).toBe(`user "${missing}" not found`);
-      const malformed = await rejection(client().getUser({ id: "42" }));
+      const malformed = await callError(client().getUser({ id: "42" }));
       expect(malformed.code).toBe(Code.InvalidArgument);
       expect(malformed.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("id");
     });
@@ -113,11 +104,11 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
 
     it("rejects out-of-range page sizes and tokens that are malformed or for another filter", async () => {
       for (const pageSize of [-1, 1001]) {
-        const error = await rejection(client().listUsers({ pageSize }));
+        const error = await callError(client().listUsers({ pageSize }));
         expect(error.code).toBe(Code.InvalidArgument);
         expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("page_size");
       }
-      const malformed = await rejection(client().listUsers({ pageToken: "not a token" }));
+      const malformed = await callError(client().listUsers({ pageToken: "not a token" }));
       expect(malformed.code).toBe(Code.InvalidArgument);
       expect(malformed.rawMessage).toContain("page_token: is not a page token");
 
@@ -127,7 +118,7 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
       }
       const { nextPageToken } = await client().listUsers({ department, pageSize: 1 });
       expect(nextPageToken).not.toBe("");
-      const mismatch = await rejection(
+      const mismatch = await callError(
         client().listUsers({ department: "other", pageToken: nextPageToken }),
       );
       expect(mismatch.code).toBe(Code.InvalidArgument);
@@ -154,29 +145,29 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
       await client().createUser({ email: taken, name: "Other" });
       const id = user?.id ?? "";
 
-      const emptyMask = await rejection(client().updateUser({ user: { id, name: "x" } }));
+      const emptyMask = await callError(client().updateUser({ user: { id, name: "x" } }));
       expect(emptyMask.code).toBe(Code.InvalidArgument);
       expect(emptyMask.rawMessage).toContain("update_mask: must name the fields to change");
 
-      const unknownPath = await rejection(
+      const unknownPath = await callError(
         client().updateUser({ user: { id }, updateMask: { paths: ["role"] } }),
       );
       expect(unknownPath.code).toBe(Code.InvalidArgument);
       expect(unknownPath.rawMessage).toContain('cannot update "role"');
 
-      const badValue = await rejection(
+      const badValue = await callError(
         client().updateUser({ user: { id, email: "nope" }, updateMask: { paths: ["email"] } }),
       );
       expect(badValue.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe(
         "user.email",
       );
 
-      const conflict = await rejection(
+      const conflict = await callError(
         client().updateUser({ user: { id, email: taken }, updateMask: { paths: ["email"] } }),
       );
       expect(conflict.code).toBe(Code.AlreadyExists);
 
-      const missing = await rejection(
+      const missing = await callError(
         client().updateUser({
           user: { id: "00000000-0000-4000-8000-000000000001", name: "x" },
           updateMask: { paths: ["name"] },
@@ -189,8 +180,8 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
       const { user } = await client().createUser({ email: uniqueEmail(), name: "Doomed" });
       const id = user?.id ?? "";
       await client().deleteUser({ id });
-      expect((await rejection(client().getUser({ id }))).code).toBe(Code.NotFound);
-      expect((await rejection(client().deleteUser({ id }))).code).toBe(Code.NotFound);
+      expect((await callError(client().getUser({ id }))).code).toBe(Code.NotFound);
+      expect((await callError(client().deleteUser({ id }))).code).toBe(Code.NotFound);
     });
   });
 
@@ -230,14 +221,14 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
       expect(
         (await service.health().check({ service: "meridian.user.v1.UserService" })).status,
       ).toBe(1);
-      const error = await rejection(service.health().check({ service: "nope.v1.Nope" }));
+      const error = await callError(service.health().check({ service: "nope.v1.Nope" }));
       expect(error.code).toBe(Code.NotFound);
     });
   });
 
   describe("calls", () => {
     it("are logged one line each, with method, code, duration and peer", async () => {
-      await rejection(service.client().getUser({ id: "00000000-0000-4000-8000-000000000002" }));
+      await callError(service.client().getUser({ id: "00000000-0000-4000-8000-000000000002" }));
       const record = service.logs.records.findLast((r) => r.msg === "rpc");
       expect(record).toMatchObject({
         rpc: "meridian.user.v1.UserService/GetUser",
@@ -255,7 +246,7 @@ describe("request size limit", () => {
     const db = await (kind as NonNullable<typeof kind>).create();
     const service = await startForTest(db, { READ_MAX_BYTES: "1024" });
     try {
-      const error = await rejection(
+      const error = await callError(
         service.client().createUser({ email: uniqueEmail(), name: "x".repeat(2000) }),
       );
       expect(error.code).toBe(Code.ResourceExhausted);

@@ -1,6 +1,6 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { UserEventType, type WatchUsersResponse } from "@meridian/proto/meridian/user/v1/user_pb";
-import { type TestDatabase, takeUntil, testDatabaseKinds } from "@meridian/testkit";
+import { callError, type TestDatabase, takeUntil, testDatabaseKinds } from "@meridian/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type ServiceUnderTest, startForTest, uniqueEmail } from "./harness.js";
 
@@ -136,12 +136,9 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
   it("rejects malformed cursors and cursors from the future with INVALID_ARGUMENT", async () => {
     for (const resumeCursor of ["abc", "-1", "99999999999999"]) {
       const stream = service.client().watchUsers({ resumeCursor })[Symbol.asyncIterator]();
-      const error = await stream.next().then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
-      expect(error?.code).toBe(Code.InvalidArgument);
-      expect(error?.rawMessage).toMatch(/^resume_cursor: /);
+      const error = await callError(stream.next());
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toMatch(/^resume_cursor: /);
     }
   });
 });
@@ -213,12 +210,10 @@ describe.each(databaseKinds)("lifecycle on $name", (kind) => {
     expect(await importCall).toMatchObject({ createdCount: 2, failedCount: 0 });
     await stopped;
 
-    const refused = await service
-      .client()
-      .getUser({ id: "00000000-0000-4000-8000-000000000000" })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect(refused).toBeInstanceOf(ConnectError);
-    expect((refused as ConnectError).code).toBe(Code.Unavailable);
+    const refused = await callError(
+      service.client().getUser({ id: "00000000-0000-4000-8000-000000000000" }),
+    );
+    expect(refused.code).toBe(Code.Unavailable);
   });
 });
 
@@ -234,19 +229,13 @@ describe("shutdown with a call that will not finish", () => {
       // The client never ends its request stream.
       await new Promise((resolve) => never.signal.addEventListener("abort", resolve));
     }
-    const call = service
-      .client()
-      .importUsers(stuckImport())
-      .then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
+    const call = callError(service.client().importUsers(stuckImport()));
     // The server has read the first row (its user exists): the call is in flight.
     await takeUntil(watch.stream, 1, isEvent);
     const started = Date.now();
     await service.stop();
     expect(Date.now() - started).toBeGreaterThanOrEqual(200);
-    expect((await call)?.code).toBe(Code.Unavailable);
+    expect((await call).code).toBe(Code.Unavailable);
     never.abort();
     await db.drop();
   });

@@ -5,5 +5,6 @@ export {
   testDatabaseKinds,
   testPostgresUrl,
 } from "./databases.js";
+export { callError } from "./errors.js";
 export { type CapturedLogs, captureLogs } from "./logs.js";
 export { drain, takeUntil } from "./streams.js";
