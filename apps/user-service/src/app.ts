@@ -3,12 +3,28 @@
  * tests run it in-process on a free port, exactly as it runs in production.
  */
 import { fileURLToPath } from "node:url";
-import { EventFeed, type Logger, openDatabase, startServer } from "@meridian/platform";
+import {
+  ConfigError,
+  createAuthenticate,
+  EventFeed,
+  InvalidArgumentError,
+  type Logger,
+  openDatabase,
+  resolveSigningKey,
+  startServer,
+  TokenSigner,
+  TokenVerifier,
+} from "@meridian/platform";
 import { UserService } from "@meridian/proto/meridian/user/v1/user_pb";
 import type { UserServiceConfig } from "./config.js";
+import { type UserFields, validateNewAccount } from "./domain.js";
 import { PrismaClient } from "./generated/prisma/client.js";
+import { hashPassword } from "./passwords.js";
 import { UserRepository, userEventsChannel } from "./repository.js";
-import { createUserService } from "./service.js";
+import { createUserService, publicProcedures } from "./service.js";
+
+/** The issuer name in the tokens user-service signs; other services trust it for users. */
+export const userTokenIssuer = "user-service";
 
 const migrationsDir = fileURLToPath(new URL("../prisma/migrations", import.meta.url));
 
@@ -33,6 +49,12 @@ export async function startUserService(
   });
   const prisma = new PrismaClient({ adapter: db.adapter });
   const users = new UserRepository(prisma);
+  await bootstrapAdmin(config, users, logger);
+  const signingKey = await resolveSigningKey(config, logger);
+  const signer = new TokenSigner(userTokenIssuer, signingKey);
+  const verifier = new TokenVerifier({
+    issuers: [{ issuer: userTokenIssuer, keys: [signingKey], issuesUserTokens: true }],
+  });
   const draining = new AbortController();
   const feed = await EventFeed.start({
     source: users,
@@ -47,7 +69,19 @@ export async function startUserService(
     port: config.PORT,
     logger,
     services: [UserService],
-    routes: (router) => router.service(UserService, createUserService({ users, feed })),
+    routes: (router) =>
+      router.service(
+        UserService,
+        createUserService({
+          users,
+          feed,
+          signer,
+          accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+        }),
+      ),
+    authenticate: createAuthenticate({ verifier, publicProcedures }),
+    publishedKeys: [signingKey],
+    deadlines: { defaultMs: config.DEFAULT_DEADLINE_MS, maxMs: config.MAX_DEADLINE_MS },
     readiness: () => db.ping(),
     draining: draining.signal,
     readMaxBytes: config.READ_MAX_BYTES,
@@ -68,4 +102,22 @@ export async function startUserService(
       return stopped;
     },
   };
+}
+
+async function bootstrapAdmin(config: UserServiceConfig, users: UserRepository, logger: Logger) {
+  const email = config.BOOTSTRAP_ADMIN_EMAIL;
+  const password = config.BOOTSTRAP_ADMIN_PASSWORD;
+  if (email === undefined || password === undefined) return;
+  let fields: UserFields;
+  try {
+    ({ fields } = validateNewAccount(
+      { email, name: "Administrator", department: "", password },
+      { passwordRequired: true },
+    ));
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    throw new ConfigError([`BOOTSTRAP_ADMIN_EMAIL/BOOTSTRAP_ADMIN_PASSWORD: ${error.message}`]);
+  }
+  const admin = await users.ensureAdmin(fields, await hashPassword(password));
+  logger.info({ userId: admin.id, email: admin.email }, "bootstrap admin ready");
 }

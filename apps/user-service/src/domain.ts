@@ -65,16 +65,37 @@ function checkField(
   }
 }
 
-/** A new user's fields, normalized; every problem is reported at once. */
-export function validateNewUser(input: UserFields, prefix = ""): UserFields {
+export interface NewAccount {
+  fields: UserFields;
+  /** Absent when the user may not sign in (an import without a password). */
+  password?: string;
+}
+
+/**
+ * A new user's fields, normalized, and their password; every problem is
+ * reported at once. Passwords are kept exactly as given (no trimming).
+ */
+export function validateNewAccount(
+  input: UserFields & { password: string },
+  { passwordRequired }: { passwordRequired: boolean },
+): NewAccount {
   const violations: FieldViolation[] = [];
-  const user = {
-    email: checkField("email", input.email, violations, prefix),
-    name: checkField("name", input.name, violations, prefix),
-    department: checkField("department", input.department, violations, prefix),
+  const fields = {
+    email: checkField("email", input.email, violations, ""),
+    name: checkField("name", input.name, violations, ""),
+    department: checkField("department", input.department, violations, ""),
   };
+  const { password } = input;
+  if (password === "") {
+    if (passwordRequired) violations.push({ field: "password", description: "must not be empty" });
+  } else if (password.length < 8 || password.length > 200) {
+    violations.push({
+      field: "password",
+      description: `must be 8 to 200 characters, got ${password.length}`,
+    });
+  }
   if (violations.length > 0) throw new InvalidArgumentError(violations);
-  return user;
+  return password === "" ? { fields } : { fields, password };
 }
 
 /** The fields named by an update mask, validated and normalized. */

@@ -47,15 +47,51 @@ export interface StoredUserEvent {
 export class UserRepository implements EventSource<StoredUserEvent> {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async create(fields: UserFields): Promise<User> {
+  async create(
+    fields: UserFields,
+    options: { passwordHash?: string; role?: UserRow["role"] } = {},
+  ): Promise<User> {
     try {
       return await this.prisma.$transaction(async (tx) => {
-        const row = await tx.user.create({ data: { id: randomUUID(), ...fields } });
+        const row = await tx.user.create({
+          data: {
+            id: randomUUID(),
+            ...fields,
+            passwordHash: options.passwordHash ?? null,
+            role: options.role ?? "CUSTOMER",
+          },
+        });
         return this.recordEvent(tx, "CREATED", row);
       });
     } catch (error) {
       throw translateUniqueEmail(error, fields.email);
     }
+  }
+
+  /** The user with this (normalized) email and their password hash, for sign-in. */
+  async findCredentials(
+    email: string,
+  ): Promise<{ user: User; passwordHash: string | null } | undefined> {
+    const row = await this.prisma.user.findUnique({ where: { email } });
+    return row ? { user: toUser(row), passwordHash: row.passwordHash } : undefined;
+  }
+
+  /**
+   * Makes sure an admin with this email exists (the first admin of a new
+   * system has no one to promote them): creates it, or promotes an existing
+   * user and resets their password. Runs at start-up only.
+   */
+  async ensureAdmin(fields: UserFields, passwordHash: string): Promise<User> {
+    const existing = await this.prisma.user.findUnique({ where: { email: fields.email } });
+    if (existing === null) return this.create(fields, { passwordHash, role: "ADMIN" });
+    if (existing.role === "ADMIN" && existing.passwordHash !== null) return toUser(existing);
+    return this.prisma.$transaction(async (tx) => {
+      const row = await tx.user.update({
+        where: { id: existing.id },
+        data: { role: "ADMIN", passwordHash },
+      });
+      return this.recordEvent(tx, "UPDATED", row);
+    });
   }
 
   async get(id: string): Promise<User> {

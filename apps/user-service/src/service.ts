@@ -4,7 +4,7 @@
  * repository.ts; errors are domain errors that the platform maps to codes.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   AlreadyExistsError,
@@ -14,6 +14,10 @@ import {
   InvalidArgumentError,
   parsePageSize,
   parseResumeCursor,
+  requireAdmin,
+  requireSelfOrAdmin,
+  type TokenSigner,
+  UnauthenticatedError,
   watchResponses,
 } from "@meridian/platform";
 import {
@@ -21,33 +25,66 @@ import {
   ImportUsersFailureReason,
   ImportUsersFailureSchema,
   type User,
+  UserRole,
   type UserService,
 } from "@meridian/proto/meridian/user/v1/user_pb";
-import { validateNewUser, validatePatch, validateUserId } from "./domain.js";
+import { normalizeEmail, validateNewAccount, validatePatch, validateUserId } from "./domain.js";
+import { hashPassword, verifyPassword } from "./passwords.js";
 import type { StoredUserEvent, UserRepository } from "./repository.js";
 
 /** ImportUsers counts every failure but details only the first ones, bounding the response. */
 export const maxReportedImportFailures = 1000;
 
+/** Anyone may call these: they are how a user gets an account and a token. */
+export const publicProcedures = [
+  "meridian.user.v1.UserService/CreateUser",
+  "meridian.user.v1.UserService/Authenticate",
+];
+
 export interface UserServiceDeps {
   users: UserRepository;
   feed: EventFeed<StoredUserEvent>;
+  /** Signs access tokens as user-service. */
+  signer: TokenSigner;
+  accessTokenTtlSeconds: number;
 }
 
 export function createUserService({
   users,
   feed,
+  signer,
+  accessTokenTtlSeconds,
 }: UserServiceDeps): ServiceImpl<typeof UserService> {
   return {
     async createUser(req) {
-      return { user: await users.create(validateNewUser(req)) };
+      const { fields, password } = validateNewAccount(req, { passwordRequired: true });
+      return {
+        user: await users.create(fields, { passwordHash: await hashPassword(password ?? "") }),
+      };
     },
 
-    async getUser(req) {
-      return { user: await users.get(validateUserId(req.id)) };
+    async authenticate(req) {
+      const found = await users.findCredentials(normalizeEmail(req.email));
+      // Unknown emails are checked against a decoy hash: same time, same answer.
+      if (!(await verifyPassword(req.password, found?.passwordHash ?? null)) || !found) {
+        throw new UnauthenticatedError("the email or password is wrong");
+      }
+      const { token, expiresAt } = await signer.sign({
+        subject: found.user.id,
+        roles: [found.user.role === UserRole.ADMIN ? "admin" : "customer"],
+        ttlSeconds: accessTokenTtlSeconds,
+      });
+      return { accessToken: token, expireTime: timestampFromDate(expiresAt), user: found.user };
     },
 
-    async listUsers(req) {
+    async getUser(req, context) {
+      const id = validateUserId(req.id);
+      requireSelfOrAdmin(context, id, `read user ${id}`);
+      return { user: await users.get(id) };
+    },
+
+    async listUsers(req, context) {
+      requireAdmin(context, "list users");
       const limit = parsePageSize(req.pageSize);
       const department = req.department.trim();
       const after = decodePageToken(req.pageToken, department);
@@ -60,8 +97,9 @@ export function createUserService({
       };
     },
 
-    async updateUser(req) {
+    async updateUser(req, context) {
       const id = validateUserId(req.user?.id ?? "", "user.id");
+      requireSelfOrAdmin(context, id, `update user ${id}`);
       const patch = validatePatch(
         {
           email: req.user?.email ?? "",
@@ -73,12 +111,15 @@ export function createUserService({
       return { user: await users.update(id, patch) };
     },
 
-    async deleteUser(req) {
-      await users.delete(validateUserId(req.id));
+    async deleteUser(req, context) {
+      const id = validateUserId(req.id);
+      requireSelfOrAdmin(context, id, `delete user ${id}`);
+      await users.delete(id);
       return {};
     },
 
-    async importUsers(requests) {
+    async importUsers(requests, context) {
+      requireAdmin(context, "import users");
       const failures: ImportUsersFailure[] = [];
       const seen = new Set<string>();
       let row = 0;
@@ -97,7 +138,7 @@ export function createUserService({
       };
       for await (const req of requests) {
         try {
-          const fields = validateNewUser(req);
+          const { fields, password } = validateNewAccount(req, { passwordRequired: false });
           if (seen.has(fields.email)) {
             fail(
               ImportUsersFailureReason.ALREADY_EXISTS,
@@ -107,7 +148,8 @@ export function createUserService({
             );
           } else {
             seen.add(fields.email);
-            await users.create(fields);
+            const passwordHash = password === undefined ? undefined : await hashPassword(password);
+            await users.create(fields, { passwordHash });
             created++;
           }
         } catch (error) {
@@ -128,6 +170,7 @@ export function createUserService({
     },
 
     async *watchUsers(req, context) {
+      requireAdmin(context, "watch users");
       const after = parseResumeCursor(req.resumeCursor);
       yield* watchResponses(feed.watch({ after, signal: context.signal }));
     },

@@ -1,4 +1,5 @@
 import type { Client } from "@connectrpc/connect";
+import { generateSigningJwk, importSigningKey, type Role, TokenSigner } from "@meridian/platform";
 import { Health } from "@meridian/proto/grpc/health/v1/health_pb";
 import { UserService } from "@meridian/proto/meridian/user/v1/user_pb";
 import {
@@ -8,22 +9,38 @@ import {
   type Protocol,
   type TestDatabase,
 } from "@meridian/testkit";
-import { type RunningUserService, startUserService } from "../src/app.js";
+import { type RunningUserService, startUserService, userTokenIssuer } from "../src/app.js";
 import { loadUserServiceConfig } from "../src/config.js";
 
 export interface ServiceUnderTest extends RunningUserService {
   logs: CapturedLogs;
-  client(protocol?: Protocol): Client<typeof UserService>;
+  /** A client; by default authenticated as an admin, `token: null` sends no token. */
+  client(protocol?: Protocol, token?: string | null): Client<typeof UserService>;
   health(): Client<typeof Health>;
+  /** A token signed with the service's own key, as Authenticate would issue it. */
+  token(userId: string, roles?: readonly Role[], ttlSeconds?: number): Promise<string>;
 }
+
+/** Every user the tests create signs in with this. */
+export const testPassword = "correct horse battery staple";
+export const adminUserId = "00000000-0000-4000-8000-00000000ad00";
 
 /** Starts the real user service in-process on a free port, as main.ts would. */
 export async function startForTest(
   db: TestDatabase,
   env: Record<string, string> = {},
 ): Promise<ServiceUnderTest> {
+  const signingJwk = await generateSigningJwk();
+  const signer = new TokenSigner(
+    userTokenIssuer,
+    await importSigningKey(JSON.stringify(signingJwk)),
+  );
+  const token = async (userId: string, roles: readonly Role[] = ["customer"], ttlSeconds = 600) =>
+    (await signer.sign({ subject: userId, roles, ttlSeconds })).token;
+  const adminToken = await token(adminUserId, ["admin"]);
   const config = loadUserServiceConfig({
     PORT: "0",
+    AUTH_SIGNING_KEY: JSON.stringify(signingJwk),
     WATCH_HEARTBEAT_MS: "300",
     SHUTDOWN_GRACE_MS: "5000",
     ...db.env,
@@ -34,8 +51,10 @@ export async function startForTest(
   return {
     ...service,
     logs,
-    client: (protocol = "grpc") => createTestClient(UserService, service.url, protocol),
+    client: (protocol = "grpc", as: string | null = adminToken) =>
+      createTestClient(UserService, service.url, protocol, as ?? undefined),
     health: () => createTestClient(Health, service.url),
+    token,
   };
 }
 

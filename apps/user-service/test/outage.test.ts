@@ -7,7 +7,7 @@ import type { WatchUsersResponse } from "@meridian/proto/meridian/user/v1/user_p
 import { callError, takeUntil, testDatabaseKinds, testPostgresUrl } from "@meridian/testkit";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { startForTest, uniqueEmail } from "./harness.js";
+import { startForTest, testPassword, uniqueEmail } from "./harness.js";
 
 const postgres = (await testDatabaseKinds()).find((k) => k.name === "postgres");
 
@@ -50,7 +50,9 @@ describe.runIf(postgres)("a database outage on PostgreSQL", () => {
 
       await setAvailable(database, true);
       expect((await service.health().check({})).status).toBe(1);
-      const { user } = await service.client().createUser({ email: uniqueEmail(), name: "Back" });
+      const { user } = await service
+        .client()
+        .createUser({ password: testPassword, email: uniqueEmail(), name: "Back" });
       // The watch stream survived, and its LISTEN connection came back: the
       // event arrives well before the 5 s safety poll would have found it.
       const isEvent = (r: WatchUsersResponse) => r.kind.case === "event";

@@ -3,7 +3,7 @@ import { BadRequestSchema, ResourceInfoSchema } from "@meridian/proto/google/rpc
 import { UserRole } from "@meridian/proto/meridian/user/v1/user_pb";
 import { callError, protocols, type TestDatabase, testDatabaseKinds } from "@meridian/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServiceUnderTest, startForTest, uniqueEmail } from "./harness.js";
+import { type ServiceUnderTest, startForTest, testPassword, uniqueEmail } from "./harness.js";
 
 const databaseKinds = await testDatabaseKinds();
 
@@ -25,6 +25,7 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
     it("creates a user, normalizing the email, and reads it back", async () => {
       const email = uniqueEmail("Ada");
       const { user } = await client().createUser({
+        password: testPassword,
         email: `  ${email.toUpperCase()} `,
         name: " Ada Lovelace ",
         department: "engineering",
@@ -43,9 +44,9 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
 
     it("refuses a second user with the same email, whatever its case", async () => {
       const email = uniqueEmail();
-      await client().createUser({ email, name: "First" });
+      await client().createUser({ password: testPassword, email, name: "First" });
       const error = await callError(
-        client().createUser({ email: email.toUpperCase(), name: "Second" }),
+        client().createUser({ password: testPassword, email: email.toUpperCase(), name: "Second" }),
       );
       expect(error.code).toBe(Code.AlreadyExists);
       expect(error.rawMessage).toBe(`a user with email "${email}" already exists`);
@@ -56,7 +57,9 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
     });
 
     it("names every invalid field of a new user", async () => {
-      const error = await callError(client().createUser({ email: "not-an-email", name: "   " }));
+      const error = await callError(
+        client().createUser({ password: testPassword, email: "not-an-email", name: "   " }),
+      );
       expect(error.code).toBe(Code.InvalidArgument);
       const [badRequest] = error.findDetails(BadRequestSchema);
       expect(badRequest?.fieldViolations.map((v) => [v.field, v.description])).toEqual([
@@ -81,13 +84,19 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
       const created: string[] = [];
       for (let i = 0; i < 5; i++) {
         const { user } = await client().createUser({
+          password: testPassword,
           email: uniqueEmail(),
           name: `U${i}`,
           department,
         });
         created.push(user?.id ?? "");
       }
-      await client().createUser({ email: uniqueEmail(), name: "elsewhere", department: "other" });
+      await client().createUser({
+        password: testPassword,
+        email: uniqueEmail(),
+        name: "elsewhere",
+        department: "other",
+      });
       const seen: string[] = [];
       let pageToken = "";
       let pages = 0;
@@ -114,7 +123,12 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
 
       const department = `dept-${Math.random().toString(36).slice(2, 8)}`;
       for (let i = 0; i < 2; i++) {
-        await client().createUser({ email: uniqueEmail(), name: "x", department });
+        await client().createUser({
+          password: testPassword,
+          email: uniqueEmail(),
+          name: "x",
+          department,
+        });
       }
       const { nextPageToken } = await client().listUsers({ department, pageSize: 1 });
       expect(nextPageToken).not.toBe("");
@@ -127,6 +141,7 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
 
     it("updates only the fields named in the mask", async () => {
       const { user } = await client().createUser({
+        password: testPassword,
         email: uniqueEmail(),
         name: "Before",
         department: "a",
@@ -140,9 +155,13 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
     });
 
     it("rejects bad updates precisely", async () => {
-      const { user } = await client().createUser({ email: uniqueEmail(), name: "U" });
+      const { user } = await client().createUser({
+        password: testPassword,
+        email: uniqueEmail(),
+        name: "U",
+      });
       const taken = uniqueEmail();
-      await client().createUser({ email: taken, name: "Other" });
+      await client().createUser({ password: testPassword, email: taken, name: "Other" });
       const id = user?.id ?? "";
 
       const emptyMask = await callError(client().updateUser({ user: { id, name: "x" } }));
@@ -177,7 +196,11 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
     });
 
     it("deletes a user once; the second delete is NOT_FOUND", async () => {
-      const { user } = await client().createUser({ email: uniqueEmail(), name: "Doomed" });
+      const { user } = await client().createUser({
+        password: testPassword,
+        email: uniqueEmail(),
+        name: "Doomed",
+      });
       const id = user?.id ?? "";
       await client().deleteUser({ id });
       expect((await callError(client().getUser({ id }))).code).toBe(Code.NotFound);
@@ -188,7 +211,9 @@ describe.each(databaseKinds)("UserService on $name", (kind) => {
   describe("ImportUsers (client streaming over gRPC)", () => {
     it("creates the good rows and reports each bad one by position", async () => {
       const existing = uniqueEmail("existing");
-      await service.client().createUser({ email: existing, name: "Already here" });
+      await service
+        .client()
+        .createUser({ password: testPassword, email: existing, name: "Already here" });
       const fresh = [uniqueEmail("a"), uniqueEmail("b"), uniqueEmail("c")];
       async function* rows() {
         yield { email: fresh[0], name: "A" };
@@ -247,11 +272,15 @@ describe("request size limit", () => {
     const service = await startForTest(db, { READ_MAX_BYTES: "1024" });
     try {
       const error = await callError(
-        service.client().createUser({ email: uniqueEmail(), name: "x".repeat(2000) }),
+        service
+          .client()
+          .createUser({ password: testPassword, email: uniqueEmail(), name: "x".repeat(2000) }),
       );
       expect(error.code).toBe(Code.ResourceExhausted);
       // A request under the limit on the same server still works.
-      const { user } = await service.client().createUser({ email: uniqueEmail(), name: "small" });
+      const { user } = await service
+        .client()
+        .createUser({ password: testPassword, email: uniqueEmail(), name: "small" });
       expect(user?.name).toBe("small");
     } finally {
       await service.stop();

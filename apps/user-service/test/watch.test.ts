@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { UserEventType, type WatchUsersResponse } from "@meridian/proto/meridian/user/v1/user_pb";
 import { callError, type TestDatabase, takeUntil, testDatabaseKinds } from "@meridian/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type ServiceUnderTest, startForTest, uniqueEmail } from "./harness.js";
+import { type ServiceUnderTest, startForTest, testPassword, uniqueEmail } from "./harness.js";
 
 const databaseKinds = await testDatabaseKinds();
 const isEvent = (r: WatchUsersResponse) => r.kind.case === "event";
@@ -41,7 +41,9 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
   it("streams each change after its first heartbeat, in order, with increasing cursors", async () => {
     const watch = await openWatch(service);
     cleanups.push(watch.close);
-    const { user } = await service.client().createUser({ email: uniqueEmail(), name: "Watched" });
+    const { user } = await service
+      .client()
+      .createUser({ password: testPassword, email: uniqueEmail(), name: "Watched" });
     const id = user?.id ?? "";
     await service
       .client()
@@ -73,7 +75,9 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
     const watch = await openWatch(service);
     cleanups.push(watch.close);
     for (let i = 0; i < 5; i++) {
-      await service.client().createUser({ email: uniqueEmail(), name: `R${i}` });
+      await service
+        .client()
+        .createUser({ password: testPassword, email: uniqueEmail(), name: `R${i}` });
     }
     const all = (await takeUntil(watch.stream, 5, isEvent)).filter(isEvent);
 
@@ -101,7 +105,9 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
     cleanups.push(watch.close);
     const created = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        service.client().createUser({ email: uniqueEmail("concurrent"), name: `C${i}` }),
+        service
+          .client()
+          .createUser({ password: testPassword, email: uniqueEmail("concurrent"), name: `C${i}` }),
       ),
     );
     const live = (await takeUntil(watch.stream, 40, isEvent)).filter(isEvent);
@@ -128,7 +134,9 @@ describe.each(databaseKinds)("WatchUsers on $name", (kind) => {
       [Symbol.asyncIterator]();
     const [first] = await takeUntil(stream, 1);
     expect(first?.kind.case).toBe("heartbeat");
-    const { user } = await service.client().createUser({ email: uniqueEmail(), name: "Via h1" });
+    const { user } = await service
+      .client()
+      .createUser({ password: testPassword, email: uniqueEmail(), name: "Via h1" });
     const [event] = (await takeUntil(stream, 1, isEvent)).filter(isEvent);
     expect(userOf(event)?.id).toBe(user?.id);
   });
@@ -155,16 +163,22 @@ describe.each(databaseKinds)("lifecycle on $name", (kind) => {
   it("a watcher resuming with its last cursor after a restart sees no gap and no duplicate", async () => {
     const first = await startForTest(db);
     const watch = await openWatch(first);
-    await first.client().createUser({ email: uniqueEmail(), name: "Before" });
+    await first
+      .client()
+      .createUser({ password: testPassword, email: uniqueEmail(), name: "Before" });
     const [seen] = (await takeUntil(watch.stream, 1, isEvent)).filter(isEvent);
-    await first.client().createUser({ email: uniqueEmail(), name: "Unseen" });
+    await first
+      .client()
+      .createUser({ password: testPassword, email: uniqueEmail(), name: "Unseen" });
     await first.stop();
     // The stream ended cleanly (no error) when the service stopped.
     for (let next = await watch.stream.next(); !next.done; next = await watch.stream.next()) {}
 
     const second = await startForTest(db);
     try {
-      await second.client().createUser({ email: uniqueEmail(), name: "After" });
+      await second
+        .client()
+        .createUser({ password: testPassword, email: uniqueEmail(), name: "After" });
       const resumed = await openWatch(second, seen?.kind.value?.cursor);
       const items = await takeUntil(resumed.stream, 2, isEvent);
       resumed.close();
@@ -249,7 +263,9 @@ describe.runIf(postgres)("replicas on PostgreSQL", () => {
     const reader = await startForTest(db);
     try {
       const watch = await openWatch(reader);
-      const { user } = await writer.client().createUser({ email: uniqueEmail(), name: "Across" });
+      const { user } = await writer
+        .client()
+        .createUser({ password: testPassword, email: uniqueEmail(), name: "Across" });
       const [event] = (await takeUntil(watch.stream, 1, isEvent, 3000)).filter(isEvent);
       watch.close();
       expect(userOf(event)?.id).toBe(user?.id);

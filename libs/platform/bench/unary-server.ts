@@ -42,6 +42,7 @@ if (mode === "stock") {
     readiness: async () => {},
     draining: new AbortController().signal,
     readMaxBytes: 4 * 1024 * 1024,
+    deadlines: { defaultMs: 10_000, maxMs: 60_000 },
     shutdownGraceMs: 1000,
   });
   process.stdout.write(`port ${server.port}\n`);

@@ -7,7 +7,13 @@
  * at each end, no allocation for unary calls beyond the log record, and
  * streams are wrapped only when the response is a stream.
  */
-import { Code, type ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  type ConnectError,
+  createContextKey,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
@@ -37,23 +43,59 @@ const serverFaults = new Set([
   Code.Unimplemented,
 ]);
 
+interface CallIdentity {
+  service: { typeName: string };
+  method: { name: string };
+}
+
+function logCall(
+  logger: Logger,
+  call: CallIdentity,
+  peer: string,
+  started: number,
+  code: Code | 0,
+  error?: ConnectError,
+): void {
+  const record = {
+    rpc: `${call.service.typeName}/${call.method.name}`,
+    code: statusNames[code],
+    ms: Math.round((performance.now() - started) * 100) / 100,
+    peer,
+    error: error?.rawMessage,
+  };
+  if (code !== 0 && serverFaults.has(code)) logger.warn(record, "rpc");
+  else logger.info(record, "rpc");
+}
+
+function internalErrorLogger(logger: Logger, call: CallIdentity) {
+  return (error: unknown) =>
+    logger.error(
+      { err: error, service: call.service.typeName, procedure: call.method.name },
+      "unexpected error",
+    );
+}
+
+/**
+ * A call refused before it reached the interceptors (by the request gate):
+ * the same log line as any other call, and the error to send.
+ */
+export function logRejectedCall(
+  logger: Logger,
+  context: HandlerContext,
+  error: unknown,
+): ConnectError {
+  const connectError = toConnectError(error, internalErrorLogger(logger, context));
+  const peer = context.values.get(peerAddressKey);
+  logCall(logger, context, peer, performance.now(), connectError.code, connectError);
+  return connectError;
+}
+
 export function observeCalls(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const procedure = req.method.name;
-    const onInternal = (error: unknown) =>
-      logger.error({ err: error, service: req.service.typeName, procedure }, "unexpected error");
-    const finish = (code: Code | 0, error?: ConnectError) => {
-      const record = {
-        rpc: `${req.service.typeName}/${procedure}`,
-        code: statusNames[code],
-        ms: Math.round((performance.now() - started) * 100) / 100,
-        peer: req.contextValues.get(peerAddressKey),
-        error: error?.rawMessage,
-      };
-      if (code !== 0 && serverFaults.has(code)) logger.warn(record, "rpc");
-      else logger.info(record, "rpc");
-    };
+    const onInternal = internalErrorLogger(logger, req);
+    const finish = (code: Code | 0, error?: ConnectError) =>
+      logCall(logger, req, req.contextValues.get(peerAddressKey), started, code, error);
     try {
       // Only a streaming *request* can leave a handler waiting on the client;
       // server-streaming calls are "stream" requests too, but of one message.

@@ -72,6 +72,25 @@ export class FailedPreconditionError extends DomainError {
   }
 }
 
+/** UNAUTHENTICATED: no valid credentials came with the call. */
+export class UnauthenticatedError extends DomainError {
+  override name = "UnauthenticatedError";
+}
+
+/** PERMISSION_DENIED: the caller is known but may not do this. */
+export class PermissionDeniedError extends DomainError {
+  override name = "PermissionDeniedError";
+}
+
+/**
+ * Codes of a neighbour's error that mean the same to our own caller: time ran
+ * out, the call was cancelled, or a dependency is down (retry later). Any
+ * other error a neighbour returns is ours to handle; if a handler lets it
+ * escape, it is a bug in this service, so the caller sees INTERNAL and not
+ * the neighbour's message and details.
+ */
+const relayedNeighbourCodes = new Set([Code.DeadlineExceeded, Code.Canceled, Code.Unavailable]);
+
 /**
  * The error a caller sees. ConnectErrors pass through; domain errors get
  * their code and details; a database outage is UNAVAILABLE, which clients
@@ -79,7 +98,19 @@ export class FailedPreconditionError extends DomainError {
  * Outages and bugs both go to `onInternal` (the logger) with the real error.
  */
 export function toConnectError(error: unknown, onInternal: (error: unknown) => void): ConnectError {
-  if (error instanceof ConnectError) return error;
+  if (error instanceof ConnectError) {
+    if (!error.isWireError) return error;
+    if (relayedNeighbourCodes.has(error.code))
+      return new ConnectError(error.rawMessage, error.code);
+    onInternal(error);
+    return new ConnectError("internal error", Code.Internal);
+  }
+  if (error instanceof UnauthenticatedError) {
+    return new ConnectError(error.message, Code.Unauthenticated);
+  }
+  if (error instanceof PermissionDeniedError) {
+    return new ConnectError(error.message, Code.PermissionDenied);
+  }
   if (error instanceof InvalidArgumentError) {
     const fieldViolations = error.violations.map((v) => create(BadRequest_FieldViolationSchema, v));
     return new ConnectError(error.message, Code.InvalidArgument, undefined, [

@@ -1,3 +1,15 @@
+export {
+  type Authenticator,
+  createAuthenticate,
+  isAdmin,
+  principalKey,
+  principalOf,
+  requireAdmin,
+  requireSelfOrAdmin,
+  requireServiceOrAdmin,
+  scopeToCaller,
+} from "./auth.js";
+export { bindCallContext, currentCall, handlerContextKey, runInCall } from "./call-context.js";
 export { observeCalls, peerAddressKey } from "./call-observer.js";
 export { ConfigError, type EnvField, env, loadConfig } from "./config.js";
 export {
@@ -8,6 +20,7 @@ export {
   writeToOutbox,
 } from "./database.js";
 export { isDatabaseUnavailable, isUniqueViolation, sqlState } from "./database-errors.js";
+export { type DeadlinePolicy, normalizeDeadline, propagateDeadline } from "./deadlines.js";
 export {
   AlreadyExistsError,
   DomainError,
@@ -15,7 +28,9 @@ export {
   type FieldViolation,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
   toConnectError,
+  UnauthenticatedError,
 } from "./errors.js";
 export {
   EventFeed,
@@ -28,8 +43,32 @@ export {
   watchResponses,
 } from "./event-feed.js";
 export { createHealthService, type HealthOptions } from "./health.js";
-export { runUntilSignalled } from "./lifecycle.js";
+export { runService, runUntilSignalled, type ServiceMain } from "./lifecycle.js";
 export { createLogger, flushLogs, type Logger, type LogLevel, logLevels } from "./logger.js";
+export {
+  attachCredentials,
+  type CallerIdentity,
+  createNeighbourTransport,
+  type NeighbourOptions,
+  neighbourConnection,
+} from "./neighbours.js";
 export { decodePageToken, encodePageToken, parsePageSize } from "./paging.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";
-export { serviceConfig } from "./service-config.js";
+export { neighbourUrl, resolveSigningKey, serviceConfig } from "./service-config.js";
+export {
+  generateSigningJwk,
+  importSigningKey,
+  jwksDocument,
+  jwksPath,
+  loadOrCreateDevelopmentKey,
+  type Principal,
+  type Role,
+  ServiceIdentity,
+  type SigningKey,
+  type TokenClaims,
+  TokenSigner,
+  TokenVerifier,
+  type TokenVerifierOptions,
+  type TrustedIssuer,
+  tokenAudience,
+} from "./tokens.js";

@@ -12,19 +12,23 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   type ConnectRouter,
   createContextValues,
+  type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@meridian/proto/grpc/health/v1/health_pb";
-import { observeCalls, peerAddressKey } from "./call-observer.js";
+import { bindCallContext, handlerContextKey } from "./call-context.js";
+import { logRejectedCall, observeCalls, peerAddressKey } from "./call-observer.js";
+import { type DeadlinePolicy, normalizeDeadline } from "./deadlines.js";
 import { createHealthService } from "./health.js";
 import type { Logger } from "./logger.js";
+import { jwksDocument, jwksPath, type SigningKey } from "./tokens.js";
 
 export interface ServerOptions {
   /** For logs, e.g. "user-service". */
@@ -44,6 +48,15 @@ export interface ServerOptions {
   readMaxBytes: number;
   /** How long in-flight calls get to finish once draining starts. */
   shutdownGraceMs: number;
+  /** Default and longest deadline of a call (see deadlines.ts). */
+  deadlines: DeadlinePolicy;
+  /**
+   * Runs before a call's body is read (auth.ts's createAuthenticate); throw
+   * to refuse the call. Without it every call is let in.
+   */
+  authenticate?: (context: HandlerContext) => void | Promise<void>;
+  /** Public keys published at /.well-known/jwks.json for the tokens this service signs. */
+  publishedKeys?: readonly SigningKey[];
   /** Interceptors run after the platform's own (error mapping and call log). */
   interceptors?: Interceptor[];
   /** Serves HTTP requests that are not RPCs (a 404 by default). */
@@ -64,6 +77,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { logger, draining } = options;
   const forceStop = new AbortController();
 
+  const { authenticate } = options;
   const handler = connectNodeAdapter({
     routes(router) {
       options.routes(router);
@@ -78,7 +92,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       );
     },
-    interceptors: [observeCalls(logger), ...(options.interceptors ?? [])],
+    interceptors: [observeCalls(logger), bindCallContext(), ...(options.interceptors ?? [])],
+    requestGate(context) {
+      context.values.set(handlerContextKey, context);
+      if (authenticate === undefined) return;
+      const refuse = (error: unknown): never => {
+        throw logRejectedCall(logger, context, error);
+      };
+      try {
+        const admitted = authenticate(context);
+        if (admitted instanceof Promise) return admitted.catch(refuse);
+      } catch (error) {
+        refuse(error);
+      }
+    },
     readMaxBytes: options.readMaxBytes,
     // Aborted only when the grace period runs out: calls still running then
     // end with UNAVAILABLE, which gRPC clients treat as "retry elsewhere".
@@ -88,8 +115,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         peerAddressKey,
         `${req.socket.remoteAddress}:${req.socket.remotePort}`,
       ),
-    fallback: options.fallback,
+    fallback: serveKeys(options.publishedKeys, options.fallback),
   });
+  const methodKinds = new Map<string, DescMethod["methodKind"]>();
+  for (const service of [...options.services, Health]) {
+    for (const method of service.methods) {
+      methodKinds.set(`/${service.typeName}/${method.name}`, method.methodKind);
+    }
+  }
 
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
@@ -101,6 +134,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     res.once("close", () => {
       if (--inFlight === 0) onIdle?.();
     });
+    const url = req.url ?? "";
+    const query = url.indexOf("?");
+    const kind = methodKinds.get(query === -1 ? url : url.slice(0, query));
+    if (kind !== undefined) normalizeDeadline(req.headers, kind, options.deadlines);
     handler(req, res);
   };
   const h2c = http2.createServer({}, onRequest);
@@ -108,6 +145,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const sessions = new Set<http2.ServerHttp2Session>();
   h2c.on("session", (session) => {
+    // Clients close idle connections after 5 minutes (neighbours.ts); one
+    // that never does is sent away after 10, gracefully (GOAWAY).
+    session.setTimeout(serverIdleSessionMs, () => session.close());
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
@@ -167,6 +207,32 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   return { port, url, closed };
+}
+
+const serverIdleSessionMs = 10 * 60_000;
+
+type Fallback = NonNullable<ServerOptions["fallback"]>;
+
+/** Serves the JWKS document (public, cacheable), and hands anything else to `fallback`. */
+function serveKeys(keys: readonly SigningKey[] | undefined, fallback: Fallback | undefined) {
+  if (keys === undefined || keys.length === 0) return fallback;
+  const body = JSON.stringify(jwksDocument(keys));
+  const serve: Fallback = (req, res) => {
+    if (req.url === jwksPath && (req.method === "GET" || req.method === "HEAD")) {
+      res.writeHead(200, {
+        "content-type": "application/jwk-set+json",
+        "cache-control": "public, max-age=300",
+        "content-length": Buffer.byteLength(body),
+      });
+      if (req.method === "HEAD") res.end();
+      else res.end(body);
+      return;
+    }
+    if (fallback) return fallback(req, res);
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found\n");
+  };
+  return serve;
 }
 
 /** Every HTTP/2 connection opens with this preface; no HTTP/1.x request can. */

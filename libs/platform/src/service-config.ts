@@ -1,5 +1,6 @@
-import { type EnvField, env } from "./config.js";
-import { type LogLevel, logLevels } from "./logger.js";
+import { ConfigError, type EnvField, env } from "./config.js";
+import { type Logger, type LogLevel, logLevels } from "./logger.js";
+import { importSigningKey, loadOrCreateDevelopmentKey, type SigningKey } from "./tokens.js";
 
 /**
  * The environment variables every Meridian service reads. A service spreads
@@ -24,5 +25,65 @@ export function serviceConfig(defaults: { port: number; dataDir: string }) {
     SHUTDOWN_GRACE_MS: env.int(10_000, { min: 0, max: 600_000 }),
     /** How often a quiet watch stream sends a heartbeat. */
     WATCH_HEARTBEAT_MS: env.int(15_000, { min: 100, max: 3_600_000 }),
+    /** The deadline of a call that arrives without one (watch streams get none). */
+    DEFAULT_DEADLINE_MS: env.int(10_000, { min: 1, max: 3_600_000 }),
+    /** Longer deadlines are cut to this; watch streams are exempt. */
+    MAX_DEADLINE_MS: env.int(60_000, { min: 1, max: 86_400_000 }),
+    /** Kept back from the caller's remaining time when calling a neighbour. */
+    DEADLINE_MARGIN_MS: env.int(10, { min: 0, max: 10_000 }),
+    /**
+     * This service's Ed25519 private key, as a JWK (JSON), for the tokens it
+     * signs. Required in production; unset elsewhere, a development key is
+     * generated on first run and kept in DATA_DIR.
+     */
+    AUTH_SIGNING_KEY: env.optionalString(),
+    /** "production" makes AUTH_SIGNING_KEY mandatory. */
+    NODE_ENV: env.string("development"),
   };
+}
+
+/** Where a neighbour listens: an http:// URL (gRPC over cleartext HTTP/2), without a path. */
+export function neighbourUrl(fallback: string): EnvField<string> {
+  return (name, raw) => {
+    const value = raw ?? fallback;
+    if (!URL.canParse(value))
+      throw new Error(`${name} must be a URL like http://host:port, got "${value}"`);
+    const url = new URL(value);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new Error(`${name} must be an http:// or https:// URL, got "${value}"`);
+    }
+    if (url.pathname !== "/" || url.search !== "") {
+      throw new Error(`${name} must not have a path or query, got "${value}"`);
+    }
+    return url.origin;
+  };
+}
+
+/**
+ * The key this service signs tokens with: AUTH_SIGNING_KEY when set; in
+ * development a key generated on first run and kept in DATA_DIR; in
+ * production, without AUTH_SIGNING_KEY, a ConfigError.
+ */
+export async function resolveSigningKey(
+  config: { AUTH_SIGNING_KEY?: string; NODE_ENV: string; DATA_DIR: string },
+  logger: Logger,
+): Promise<SigningKey> {
+  if (config.AUTH_SIGNING_KEY !== undefined) {
+    try {
+      return await importSigningKey(config.AUTH_SIGNING_KEY);
+    } catch (error) {
+      throw new ConfigError([`AUTH_SIGNING_KEY ${(error as Error).message}`]);
+    }
+  }
+  if (config.NODE_ENV === "production") {
+    throw new ConfigError([
+      "AUTH_SIGNING_KEY is required when NODE_ENV=production (an Ed25519 private key as a JWK; `npm run keygen` prints one)",
+    ]);
+  }
+  const key = await loadOrCreateDevelopmentKey(config.DATA_DIR);
+  logger.warn(
+    { kid: key.kid, dataDir: config.DATA_DIR },
+    "AUTH_SIGNING_KEY is not set: signing with a development key kept in DATA_DIR",
+  );
+  return key;
 }

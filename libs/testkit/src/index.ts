@@ -1,4 +1,10 @@
-export { createTestClient, createTestTransport, type Protocol, protocols } from "./clients.js";
+export {
+  bearer,
+  createTestClient,
+  createTestTransport,
+  type Protocol,
+  protocols,
+} from "./clients.js";
 export {
   type TestDatabase,
   type TestDatabaseKind,
@@ -6,5 +12,6 @@ export {
   testPostgresUrl,
 } from "./databases.js";
 export { callError } from "./errors.js";
+export { startTestIssuer, type TestIssuer } from "./issuers.js";
 export { type CapturedLogs, captureLogs } from "./logs.js";
 export { drain, takeUntil } from "./streams.js";

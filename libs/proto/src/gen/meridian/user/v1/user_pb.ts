@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/user/v1/user.proto.
  */
 export const file_meridian_user_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChttZXJpZGlhbi91c2VyL3YxL3VzZXIucHJvdG8SEG1lcmlkaWFuLnVzZXIudjEizwEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCRISCgpkZXBhcnRtZW50GAQgASgJEigKBHJvbGUYBSABKA4yGi5tZXJpZGlhbi51c2VyLnYxLlVzZXJSb2xlEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRISCgpkZXBhcnRtZW50GAMgASgJIjoKEkNyZWF0ZVVzZXJSZXNwb25zZRIkCgR1c2VyGAEgASgLMhYubWVyaWRpYW4udXNlci52MS5Vc2VyIhwKDkdldFVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIjcKD0dldFVzZXJSZXNwb25zZRIkCgR1c2VyGAEgASgLMhYubWVyaWRpYW4udXNlci52MS5Vc2VyIk0KEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEgoKZGVwYXJ0bWVudBgDIAEoCSJTChFMaXN0VXNlcnNSZXNwb25zZRIlCgV1c2VycxgBIAMoCzIWLm1lcmlkaWFuLnVzZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiagoRVXBkYXRlVXNlclJlcXVlc3QSJAoEdXNlchgBIAEoCzIWLm1lcmlkaWFuLnVzZXIudjEuVXNlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOgoSVXBkYXRlVXNlclJlc3BvbnNlEiQKBHVzZXIYASABKAsyFi5tZXJpZGlhbi51c2VyLnYxLlVzZXIiHwoRRGVsZXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIkUKEkltcG9ydFVzZXJzUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCmRlcGFydG1lbnQYAyABKAkiegoTSW1wb3J0VXNlcnNSZXNwb25zZRIVCg1jcmVhdGVkX2NvdW50GAEgASgFEhQKDGZhaWxlZF9jb3VudBgCIAEoBRI2CghmYWlsdXJlcxgDIAMoCzIkLm1lcmlkaWFuLnVzZXIudjEuSW1wb3J0VXNlcnNGYWlsdXJlIowBChJJbXBvcnRVc2Vyc0ZhaWx1cmUSCwoDcm93GAEgASgFEg0KBWVtYWlsGAIgASgJEjoKBnJlYXNvbhgDIAEoDjIqLm1lcmlkaWFuLnVzZXIudjEuSW1wb3J0VXNlcnNGYWlsdXJlUmVhc29uEg0KBWZpZWxkGAQgASgJEg8KB21lc3NhZ2UYBSABKAkiKgoRV2F0Y2hVc2Vyc1JlcXVlc3QSFQoNcmVzdW1lX2N1cnNvchgBIAEoCSKDAQoSV2F0Y2hVc2Vyc1Jlc3BvbnNlEiwKBWV2ZW50GAEgASgLMhsubWVyaWRpYW4udXNlci52MS5Vc2VyRXZlbnRIABI3CgloZWFydGJlYXQYAiABKAsyIi5tZXJpZGlhbi5jb21tb24udjEuV2F0Y2hIZWFydGJlYXRIAEIGCgRraW5kIqABCglVc2VyRXZlbnQSDgoGY3Vyc29yGAEgASgJEi0KBHR5cGUYAiABKA4yHy5tZXJpZGlhbi51c2VyLnYxLlVzZXJFdmVudFR5cGUSJAoEdXNlchgDIAEoCzIWLm1lcmlkaWFuLnVzZXIudjEuVXNlchIuCgpvY2N1cl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpSCghVc2VyUm9sZRIZChVVU0VSX1JPTEVfVU5TUEVDSUZJRUQQABIWChJVU0VSX1JPTEVfQ1VTVE9NRVIQARITCg9VU0VSX1JPTEVfQURNSU4QAiqgAQoYSW1wb3J0VXNlcnNGYWlsdXJlUmVhc29uEisKJ0lNUE9SVF9VU0VSU19GQUlMVVJFX1JFQVNPTl9VTlNQRUNJRklFRBAAEicKI0lNUE9SVF9VU0VSU19GQUlMVVJFX1JFQVNPTl9JTlZBTElEEAESLgoqSU1QT1JUX1VTRVJTX0ZBSUxVUkVfUkVBU09OX0FMUkVBRFlfRVhJU1RTEAIqhwEKDVVzZXJFdmVudFR5cGUSHwobVVNFUl9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGwoXVVNFUl9FVkVOVF9UWVBFX0NSRUFURUQQARIbChdVU0VSX0VWRU5UX1RZUEVfVVBEQVRFRBACEhsKF1VTRVJfRVZFTlRfVFlQRV9ERUxFVEVEEAMygQUKC1VzZXJTZXJ2aWNlElcKCkNyZWF0ZVVzZXISIy5tZXJpZGlhbi51c2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiQubWVyaWRpYW4udXNlci52MS5DcmVhdGVVc2VyUmVzcG9uc2USUwoHR2V0VXNlchIgLm1lcmlkaWFuLnVzZXIudjEuR2V0VXNlclJlcXVlc3QaIS5tZXJpZGlhbi51c2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBElkKCUxpc3RVc2VycxIiLm1lcmlkaWFuLnVzZXIudjEuTGlzdFVzZXJzUmVxdWVzdBojLm1lcmlkaWFuLnVzZXIudjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJXCgpVcGRhdGVVc2VyEiMubWVyaWRpYW4udXNlci52MS5VcGRhdGVVc2VyUmVxdWVzdBokLm1lcmlkaWFuLnVzZXIudjEuVXBkYXRlVXNlclJlc3BvbnNlElcKCkRlbGV0ZVVzZXISIy5tZXJpZGlhbi51c2VyLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GiQubWVyaWRpYW4udXNlci52MS5EZWxldGVVc2VyUmVzcG9uc2USXAoLSW1wb3J0VXNlcnMSJC5tZXJpZGlhbi51c2VyLnYxLkltcG9ydFVzZXJzUmVxdWVzdBolLm1lcmlkaWFuLnVzZXIudjEuSW1wb3J0VXNlcnNSZXNwb25zZSgBElkKCldhdGNoVXNlcnMSIy5tZXJpZGlhbi51c2VyLnYxLldhdGNoVXNlcnNSZXF1ZXN0GiQubWVyaWRpYW4udXNlci52MS5XYXRjaFVzZXJzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_meridian_common_v1_common]);
+  fileDesc("ChttZXJpZGlhbi91c2VyL3YxL3VzZXIucHJvdG8SEG1lcmlkaWFuLnVzZXIudjEizwEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCRISCgpkZXBhcnRtZW50GAQgASgJEigKBHJvbGUYBSABKA4yGi5tZXJpZGlhbi51c2VyLnYxLlVzZXJSb2xlEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRISCgpkZXBhcnRtZW50GAMgASgJEhAKCHBhc3N3b3JkGAQgASgJIjoKEkNyZWF0ZVVzZXJSZXNwb25zZRIkCgR1c2VyGAEgASgLMhYubWVyaWRpYW4udXNlci52MS5Vc2VyIhwKDkdldFVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIjcKD0dldFVzZXJSZXNwb25zZRIkCgR1c2VyGAEgASgLMhYubWVyaWRpYW4udXNlci52MS5Vc2VyIk0KEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEgoKZGVwYXJ0bWVudBgDIAEoCSJTChFMaXN0VXNlcnNSZXNwb25zZRIlCgV1c2VycxgBIAMoCzIWLm1lcmlkaWFuLnVzZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNgoTQXV0aGVudGljYXRlUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSKDAQoUQXV0aGVudGljYXRlUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgR1c2VyGAMgASgLMhYubWVyaWRpYW4udXNlci52MS5Vc2VyImoKEVVwZGF0ZVVzZXJSZXF1ZXN0EiQKBHVzZXIYASABKAsyFi5tZXJpZGlhbi51c2VyLnYxLlVzZXISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjoKElVwZGF0ZVVzZXJSZXNwb25zZRIkCgR1c2VyGAEgASgLMhYubWVyaWRpYW4udXNlci52MS5Vc2VyIh8KEURlbGV0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSJXChJJbXBvcnRVc2Vyc1JlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRISCgpkZXBhcnRtZW50GAMgASgJEhAKCHBhc3N3b3JkGAQgASgJInoKE0ltcG9ydFVzZXJzUmVzcG9uc2USFQoNY3JlYXRlZF9jb3VudBgBIAEoBRIUCgxmYWlsZWRfY291bnQYAiABKAUSNgoIZmFpbHVyZXMYAyADKAsyJC5tZXJpZGlhbi51c2VyLnYxLkltcG9ydFVzZXJzRmFpbHVyZSKMAQoSSW1wb3J0VXNlcnNGYWlsdXJlEgsKA3JvdxgBIAEoBRINCgVlbWFpbBgCIAEoCRI6CgZyZWFzb24YAyABKA4yKi5tZXJpZGlhbi51c2VyLnYxLkltcG9ydFVzZXJzRmFpbHVyZVJlYXNvbhINCgVmaWVsZBgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIioKEVdhdGNoVXNlcnNSZXF1ZXN0EhUKDXJlc3VtZV9jdXJzb3IYASABKAkigwEKEldhdGNoVXNlcnNSZXNwb25zZRIsCgVldmVudBgBIAEoCzIbLm1lcmlkaWFuLnVzZXIudjEuVXNlckV2ZW50SAASNwoJaGVhcnRiZWF0GAIgASgLMiIubWVyaWRpYW4uY29tbW9uLnYxLldhdGNoSGVhcnRiZWF0SABCBgoEa2luZCKgAQoJVXNlckV2ZW50Eg4KBmN1cnNvchgBIAEoCRItCgR0eXBlGAIgASgOMh8ubWVyaWRpYW4udXNlci52MS5Vc2VyRXZlbnRUeXBlEiQKBHVzZXIYAyABKAsyFi5tZXJpZGlhbi51c2VyLnYxLlVzZXISLgoKb2NjdXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqUgoIVXNlclJvbGUSGQoVVVNFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSVVNFUl9ST0xFX0NVU1RPTUVSEAESEwoPVVNFUl9ST0xFX0FETUlOEAIqoAEKGEltcG9ydFVzZXJzRmFpbHVyZVJlYXNvbhIrCidJTVBPUlRfVVNFUlNfRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABInCiNJTVBPUlRfVVNFUlNfRkFJTFVSRV9SRUFTT05fSU5WQUxJRBABEi4KKklNUE9SVF9VU0VSU19GQUlMVVJFX1JFQVNPTl9BTFJFQURZX0VYSVNUUxACKocBCg1Vc2VyRXZlbnRUeXBlEh8KG1VTRVJfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhsKF1VTRVJfRVZFTlRfVFlQRV9DUkVBVEVEEAESGwoXVVNFUl9FVkVOVF9UWVBFX1VQREFURUQQAhIbChdVU0VSX0VWRU5UX1RZUEVfREVMRVRFRBADMuAFCgtVc2VyU2VydmljZRJXCgpDcmVhdGVVc2VyEiMubWVyaWRpYW4udXNlci52MS5DcmVhdGVVc2VyUmVxdWVzdBokLm1lcmlkaWFuLnVzZXIudjEuQ3JlYXRlVXNlclJlc3BvbnNlEl0KDEF1dGhlbnRpY2F0ZRIlLm1lcmlkaWFuLnVzZXIudjEuQXV0aGVudGljYXRlUmVxdWVzdBomLm1lcmlkaWFuLnVzZXIudjEuQXV0aGVudGljYXRlUmVzcG9uc2USUwoHR2V0VXNlchIgLm1lcmlkaWFuLnVzZXIudjEuR2V0VXNlclJlcXVlc3QaIS5tZXJpZGlhbi51c2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBElkKCUxpc3RVc2VycxIiLm1lcmlkaWFuLnVzZXIudjEuTGlzdFVzZXJzUmVxdWVzdBojLm1lcmlkaWFuLnVzZXIudjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJXCgpVcGRhdGVVc2VyEiMubWVyaWRpYW4udXNlci52MS5VcGRhdGVVc2VyUmVxdWVzdBokLm1lcmlkaWFuLnVzZXIudjEuVXBkYXRlVXNlclJlc3BvbnNlElcKCkRlbGV0ZVVzZXISIy5tZXJpZGlhbi51c2VyLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GiQubWVyaWRpYW4udXNlci52MS5EZWxldGVVc2VyUmVzcG9uc2USXAoLSW1wb3J0VXNlcnMSJC5tZXJpZGlhbi51c2VyLnYxLkltcG9ydFVzZXJzUmVxdWVzdBolLm1lcmlkaWFuLnVzZXIudjEuSW1wb3J0VXNlcnNSZXNwb25zZSgBElkKCldhdGNoVXNlcnMSIy5tZXJpZGlhbi51c2VyLnYxLldhdGNoVXNlcnNSZXF1ZXN0GiQubWVyaWRpYW4udXNlci52MS5XYXRjaFVzZXJzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_meridian_common_v1_common]);
 
 /**
  * @generated from message meridian.user.v1.User
@@ -95,6 +95,13 @@ export type CreateUserRequest = Message<"meridian.user.v1.CreateUserRequest"> & 
    * @generated from field: string department = 3;
    */
   department: string;
+
+  /**
+   * Required; 8 to 200 characters. Stored only as a salted scrypt hash.
+   *
+   * @generated from field: string password = 4;
+   */
+  password: string;
 };
 
 /**
@@ -213,6 +220,58 @@ export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE_
   messageDesc(file_meridian_user_v1_user, 6);
 
 /**
+ * @generated from message meridian.user.v1.AuthenticateRequest
+ */
+export type AuthenticateRequest = Message<"meridian.user.v1.AuthenticateRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+
+  /**
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message meridian.user.v1.AuthenticateRequest.
+ * Use `create(AuthenticateRequestSchema)` to create a new message.
+ */
+export const AuthenticateRequestSchema: GenMessage<AuthenticateRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_user_v1_user, 7);
+
+/**
+ * @generated from message meridian.user.v1.AuthenticateResponse
+ */
+export type AuthenticateResponse = Message<"meridian.user.v1.AuthenticateResponse"> & {
+  /**
+   * A JWT signed by user-service (its keys are published as a JWKS document at
+   * /.well-known/jwks.json on the service's port).
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: meridian.user.v1.User user = 3;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message meridian.user.v1.AuthenticateResponse.
+ * Use `create(AuthenticateResponseSchema)` to create a new message.
+ */
+export const AuthenticateResponseSchema: GenMessage<AuthenticateResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_user_v1_user, 8);
+
+/**
  * @generated from message meridian.user.v1.UpdateUserRequest
  */
 export type UpdateUserRequest = Message<"meridian.user.v1.UpdateUserRequest"> & {
@@ -237,7 +296,7 @@ export type UpdateUserRequest = Message<"meridian.user.v1.UpdateUserRequest"> & 
  * Use `create(UpdateUserRequestSchema)` to create a new message.
  */
 export const UpdateUserRequestSchema: GenMessage<UpdateUserRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 7);
+  messageDesc(file_meridian_user_v1_user, 9);
 
 /**
  * @generated from message meridian.user.v1.UpdateUserResponse
@@ -254,7 +313,7 @@ export type UpdateUserResponse = Message<"meridian.user.v1.UpdateUserResponse"> 
  * Use `create(UpdateUserResponseSchema)` to create a new message.
  */
 export const UpdateUserResponseSchema: GenMessage<UpdateUserResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 8);
+  messageDesc(file_meridian_user_v1_user, 10);
 
 /**
  * @generated from message meridian.user.v1.DeleteUserRequest
@@ -271,7 +330,7 @@ export type DeleteUserRequest = Message<"meridian.user.v1.DeleteUserRequest"> & 
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 9);
+  messageDesc(file_meridian_user_v1_user, 11);
 
 /**
  * @generated from message meridian.user.v1.DeleteUserResponse
@@ -284,7 +343,7 @@ export type DeleteUserResponse = Message<"meridian.user.v1.DeleteUserResponse"> 
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 10);
+  messageDesc(file_meridian_user_v1_user, 12);
 
 /**
  * @generated from message meridian.user.v1.ImportUsersRequest
@@ -304,6 +363,14 @@ export type ImportUsersRequest = Message<"meridian.user.v1.ImportUsersRequest"> 
    * @generated from field: string department = 3;
    */
   department: string;
+
+  /**
+   * Optional (8 to 200 characters when set); a user imported without one
+   * cannot authenticate.
+   *
+   * @generated from field: string password = 4;
+   */
+  password: string;
 };
 
 /**
@@ -311,7 +378,7 @@ export type ImportUsersRequest = Message<"meridian.user.v1.ImportUsersRequest"> 
  * Use `create(ImportUsersRequestSchema)` to create a new message.
  */
 export const ImportUsersRequestSchema: GenMessage<ImportUsersRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 11);
+  messageDesc(file_meridian_user_v1_user, 13);
 
 /**
  * @generated from message meridian.user.v1.ImportUsersResponse
@@ -341,7 +408,7 @@ export type ImportUsersResponse = Message<"meridian.user.v1.ImportUsersResponse"
  * Use `create(ImportUsersResponseSchema)` to create a new message.
  */
 export const ImportUsersResponseSchema: GenMessage<ImportUsersResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 12);
+  messageDesc(file_meridian_user_v1_user, 14);
 
 /**
  * @generated from message meridian.user.v1.ImportUsersFailure
@@ -384,7 +451,7 @@ export type ImportUsersFailure = Message<"meridian.user.v1.ImportUsersFailure"> 
  * Use `create(ImportUsersFailureSchema)` to create a new message.
  */
 export const ImportUsersFailureSchema: GenMessage<ImportUsersFailure> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 13);
+  messageDesc(file_meridian_user_v1_user, 15);
 
 /**
  * @generated from message meridian.user.v1.WatchUsersRequest
@@ -405,7 +472,7 @@ export type WatchUsersRequest = Message<"meridian.user.v1.WatchUsersRequest"> & 
  * Use `create(WatchUsersRequestSchema)` to create a new message.
  */
 export const WatchUsersRequestSchema: GenMessage<WatchUsersRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 14);
+  messageDesc(file_meridian_user_v1_user, 16);
 
 /**
  * @generated from message meridian.user.v1.WatchUsersResponse
@@ -434,7 +501,7 @@ export type WatchUsersResponse = Message<"meridian.user.v1.WatchUsersResponse"> 
  * Use `create(WatchUsersResponseSchema)` to create a new message.
  */
 export const WatchUsersResponseSchema: GenMessage<WatchUsersResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 15);
+  messageDesc(file_meridian_user_v1_user, 17);
 
 /**
  * @generated from message meridian.user.v1.UserEvent
@@ -470,7 +537,7 @@ export type UserEvent = Message<"meridian.user.v1.UserEvent"> & {
  * Use `create(UserEventSchema)` to create a new message.
  */
 export const UserEventSchema: GenMessage<UserEvent> = /*@__PURE__*/
-  messageDesc(file_meridian_user_v1_user, 16);
+  messageDesc(file_meridian_user_v1_user, 18);
 
 /**
  * @generated from enum meridian.user.v1.UserRole
@@ -570,7 +637,8 @@ export const UserEventTypeSchema: GenEnum<UserEventType> = /*@__PURE__*/
  */
 export const UserService: GenService<{
   /**
-   * Creates a user. Fails with ALREADY_EXISTS when the email is taken.
+   * Creates a user (sign-up; needs no token). Fails with ALREADY_EXISTS when
+   * the email is taken.
    *
    * @generated from rpc meridian.user.v1.UserService.CreateUser
    */
@@ -578,6 +646,18 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof CreateUserRequestSchema;
     output: typeof CreateUserResponseSchema;
+  },
+  /**
+   * Exchanges an email and password for a signed access token (a JWT) to send
+   * as "authorization: Bearer <token>" on every other call. Needs no token.
+   * A wrong email or password is UNAUTHENTICATED, without saying which.
+   *
+   * @generated from rpc meridian.user.v1.UserService.Authenticate
+   */
+  authenticate: {
+    methodKind: "unary";
+    input: typeof AuthenticateRequestSchema;
+    output: typeof AuthenticateResponseSchema;
   },
   /**
    * Returns one user, or NOT_FOUND.

@@ -1,0 +1,125 @@
+/**
+ * Deadlines: every call has one, and all the work it causes fits inside it.
+ *
+ * Server side, `normalizeDeadline` rewrites the caller's timeout header
+ * before Connect reads it: a call without a deadline gets the service's
+ * default (watch streams excepted: they are meant to stay open), and an
+ * absurd one is capped. Connect then enforces the result, so the handler's
+ * `signal` and `timeoutMs()` are the truth for everything downstream.
+ *
+ * Client side, `propagateDeadline` gives every outgoing call the time the
+ * current call has left, less a margin for the trip back, and links the two
+ * so that a caller who cancels cancels the whole tree.
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { currentCall } from "./call-context.js";
+
+export interface DeadlinePolicy {
+  /** Applied to calls that arrive without a deadline (except server streams). */
+  defaultMs: number;
+  /** Longer deadlines are cut to this (server streams: to the timer limit). */
+  maxMs: number;
+}
+
+/** setTimeout's limit (~24.8 days); Node fires longer timers after 1 ms. */
+const timerLimitMs = 2_147_483_647;
+
+const grpcUnits: Record<string, number> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1_000,
+  m: 1,
+  u: 0.001,
+  n: 0.000_001,
+};
+
+/**
+ * Rewrites the timeout header of one request in place. Unparseable values
+ * are left alone for Connect to reject with its own INVALID_ARGUMENT.
+ */
+export function normalizeDeadline(
+  headers: IncomingHttpHeaders,
+  methodKind: DescMethod["methodKind"],
+  policy: DeadlinePolicy,
+): void {
+  const grpc = headers["content-type"]?.startsWith("application/grpc") ?? false;
+  const name = grpc ? "grpc-timeout" : "connect-timeout-ms";
+  const raw = headers[name];
+  const maxMs = methodKind === "server_streaming" ? timerLimitMs : policy.maxMs;
+  let timeoutMs: number | undefined;
+  if (typeof raw === "string") {
+    timeoutMs = grpc ? parseGrpcTimeout(raw) : parseConnectTimeout(raw);
+    if (timeoutMs === undefined || timeoutMs <= maxMs) return;
+  } else if (methodKind === "server_streaming") {
+    return;
+  }
+  const ms = Math.min(timeoutMs ?? policy.defaultMs, maxMs);
+  headers[name] = grpc ? `${ms}m` : `${ms}`;
+}
+
+function parseGrpcTimeout(raw: string): number | undefined {
+  const match = /^(\d{1,8})([HMSmun])$/.exec(raw);
+  if (match === null) return undefined;
+  return Number(match[1]) * (grpcUnits[match[2] as string] as number);
+}
+
+function parseConnectTimeout(raw: string): number | undefined {
+  return /^\d{1,10}$/.test(raw) ? Number(raw) : undefined;
+}
+
+/**
+ * Client interceptor: an outgoing call made while handling a call gets its
+ * remaining time less `marginMs`, and ends when it ends. When no time is
+ * left the call is not made at all (Connect would read a timeout of 0 as
+ * "no deadline").
+ */
+export function propagateDeadline(marginMs: number): Interceptor {
+  return (next) => async (req) => {
+    const call = currentCall();
+    if (call === undefined) return next(req);
+    if (call.signal.aborted) throw ConnectError.from(call.signal.reason, Code.Canceled);
+    const remainingMs = call.timeoutMs();
+    if (remainingMs === undefined) {
+      return next({ ...req, signal: AbortSignal.any([req.signal, call.signal]) });
+    }
+    const budgetMs = Math.floor(remainingMs - marginMs);
+    const rpc = `${req.service.typeName}/${req.method.name}`;
+    if (budgetMs <= 0) {
+      throw new ConnectError(
+        `no time left to call ${rpc}: the caller's deadline is ${Math.max(0, Math.round(remainingMs))} ms away`,
+        Code.DeadlineExceeded,
+      );
+    }
+    const grpc = req.header.get("content-type")?.startsWith("application/grpc") ?? false;
+    const ownTimeout = readTimeoutHeader(req.header, grpc);
+    if (ownTimeout === undefined || ownTimeout > budgetMs) {
+      req.header.set(
+        grpc ? "grpc-timeout" : "connect-timeout-ms",
+        grpc ? `${budgetMs}m` : `${budgetMs}`,
+      );
+    }
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new ConnectError(`${rpc} ran out of time`, Code.DeadlineExceeded)),
+      Math.min(budgetMs, ownTimeout ?? budgetMs),
+    );
+    try {
+      return await next({
+        ...req,
+        signal: AbortSignal.any([req.signal, call.signal, deadline.signal]),
+      });
+    } finally {
+      // A stream's body may still be arriving; the server enforces the
+      // timeout header, and the caller's own signal still ends it.
+      clearTimeout(timer);
+    }
+  };
+}
+
+function readTimeoutHeader(header: Headers, grpc: boolean): number | undefined {
+  const raw = header.get(grpc ? "grpc-timeout" : "connect-timeout-ms");
+  if (raw === null) return undefined;
+  return grpc ? parseGrpcTimeout(raw) : parseConnectTimeout(raw);
+}
