@@ -48,9 +48,11 @@ export { createLogger, flushLogs, type Logger, type LogLevel, logLevels } from "
 export {
   attachCredentials,
   type CallerIdentity,
+  type ConnectNeighbour,
   createNeighbourTransport,
   type NeighbourOptions,
   neighbourConnection,
+  neighbourInterceptors,
 } from "./neighbours.js";
 export { decodePageToken, encodePageToken, parsePageSize } from "./paging.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";

@@ -47,13 +47,24 @@ export function createNeighbourTransport(options: NeighbourOptions): Transport {
   return createGrpcTransport({
     baseUrl: options.baseUrl,
     ...neighbourConnection,
-    interceptors: [
-      ...(options.interceptors ?? []),
-      propagateDeadline(options.deadlineMarginMs),
-      attachCredentials(options.identity, options.serviceIdentity),
-    ],
+    interceptors: neighbourInterceptors(options),
   });
 }
+
+/**
+ * The interceptors of a neighbour transport, for tests that put an
+ * in-memory fake (createRouterTransport) where the network would be.
+ */
+export function neighbourInterceptors(options: Omit<NeighbourOptions, "baseUrl">): Interceptor[] {
+  return [
+    ...(options.interceptors ?? []),
+    propagateDeadline(options.deadlineMarginMs),
+    attachCredentials(options.identity, options.serviceIdentity),
+  ];
+}
+
+/** Builds the transport to one neighbour; tests swap in fakes. */
+export type ConnectNeighbour = (options: NeighbourOptions) => Transport;
 
 /** Client interceptor: sets the authorization header as described above. */
 export function attachCredentials(
