@@ -15,7 +15,7 @@
 
 import type { Client } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { FailedPreconditionError, type Logger } from "@meridian/platform";
+import { FailedPreconditionError, type Logger, statusName } from "@meridian/platform";
 import { type Order, OrderStatus } from "@meridian/proto/meridian/order/v1/order_pb";
 import {
   type Payment,
@@ -144,10 +144,13 @@ export class OrderWorkflow {
         order.status,
         OrderStatus.PAYMENT_UNCONFIRMED,
         {
-          statusReason: `payment-service did not confirm the charge (${Code[failure.code]}: ${failure.rawMessage}); retry CreateOrder with the same idempotency key to settle it`,
+          statusReason: `payment-service did not confirm the charge (${statusName(failure.code)}: ${failure.rawMessage}); retry CreateOrder with the same idempotency key to settle it`,
         },
       );
-      this.deps.logger.warn({ orderId: order.id, code: Code[failure.code] }, "payment unconfirmed");
+      this.deps.logger.warn(
+        { orderId: order.id, code: statusName(failure.code) },
+        "payment unconfirmed",
+      );
       // Out of time or cancelled: the caller gets that error. Unreachable
       // while time remains: the caller gets the order, which says so.
       if (failure.code !== Code.Unavailable) throw failure;

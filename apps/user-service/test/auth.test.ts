@@ -6,7 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { generateSigningJwk, importSigningKey, TokenSigner } from "@meridian/platform";
 import { UserRole } from "@meridian/proto/meridian/user/v1/user_pb";
 import { callError, type TestDatabase, testDatabaseKinds } from "@meridian/testkit";
-import { createLocalJWKSet, jwtVerify } from "jose";
+import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServiceUnderTest, startForTest, testPassword, uniqueEmail } from "./harness.js";
 
@@ -49,7 +49,7 @@ describe.each(databaseKinds)("UserService auth on $name", (kind) => {
     const jwks = await fetch(`${service.url}/.well-known/jwks.json`);
     expect(jwks.status).toBe(200);
     expect(jwks.headers.get("content-type")).toBe("application/jwk-set+json");
-    const document = await jwks.json();
+    const document = (await jwks.json()) as JSONWebKeySet;
     expect(document.keys[0]).not.toHaveProperty("d");
     const { payload, protectedHeader } = await jwtVerify(
       res.accessToken,
@@ -59,7 +59,7 @@ describe.each(databaseKinds)("UserService auth on $name", (kind) => {
         audience: "meridian",
       },
     );
-    expect(protectedHeader.kid).toBe(document.keys[0].kid);
+    expect(protectedHeader.kid).toBe(document.keys[0]?.kid);
     expect(payload).toMatchObject({ sub: user?.id, roles: ["customer"] });
   });
 

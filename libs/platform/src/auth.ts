@@ -105,16 +105,19 @@ export function requireServiceOrAdmin(
 }
 
 /**
- * The user whose data a customer may see: their own. Admins may name anyone
- * (or no one: everything); customers who name someone else are refused.
+ * The user whose data a customer may see: their own. Admins, and the
+ * services named in `readers`, may name anyone (or no one: everything);
+ * customers who name someone else are refused.
  */
 export function scopeToCaller(
   context: HandlerContext,
   requestedUserId: string,
   what: string,
+  readers: readonly string[] = [],
 ): string {
   const principal = principalOf(context);
   if (isAdmin(principal)) return requestedUserId;
+  if (principal.kind === "service" && readers.includes(principal.service)) return requestedUserId;
   if (principal.kind === "user") {
     if (requestedUserId === "" || requestedUserId === principal.userId) return principal.userId;
   }

@@ -9,7 +9,7 @@
  */
 import {
   Code,
-  type ConnectError,
+  ConnectError,
   createContextKey,
   type HandlerContext,
   type Interceptor,
@@ -33,6 +33,11 @@ const statusNames: readonly string[] = [
         : Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase(),
     ),
 ];
+
+/** A code's canonical gRPC name, e.g. DEADLINE_EXCEEDED, as logs and people use it. */
+export function statusName(code: Code | 0): string {
+  return statusNames[code] ?? String(code);
+}
 
 /** Codes that mean "the server or a dependency failed", not "the caller erred". */
 const serverFaults = new Set([
@@ -112,11 +117,33 @@ export function observeCalls(logger: Logger): Interceptor {
       }
       return { ...res, message: observeStream(res.message, finish, onInternal) };
     } catch (error) {
-      const connectError = toConnectError(error, onInternal);
+      const connectError =
+        req.signal.aborted && error === req.signal.reason
+          ? whyTheCallEnded(error)
+          : toConnectError(error, onInternal);
       finish(connectError.code, connectError);
       throw connectError;
     }
   };
+}
+
+const callEndings: ReadonlySet<Code> = new Set([
+  Code.DeadlineExceeded,
+  Code.Canceled,
+  Code.Unavailable,
+]);
+
+/**
+ * A handler gave up because its call ended (it threw the call signal's
+ * reason): the reason when it says what happened (the deadline, a cancel,
+ * the server shutting down), otherwise the caller went away. Connect-node
+ * clients reset the HTTP/2 stream with INTERNAL_ERROR when their own
+ * deadline passes, which the server reads as INTERNAL; that is the caller
+ * leaving, not a fault of this service.
+ */
+function whyTheCallEnded(reason: unknown): ConnectError {
+  if (reason instanceof ConnectError && callEndings.has(reason.code)) return reason;
+  return new ConnectError("the caller went away", Code.Canceled, undefined, undefined, reason);
 }
 
 async function* observeStream<T>(

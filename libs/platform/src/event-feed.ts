@@ -2,7 +2,7 @@
  * Resumable, gap-free watch streams over an outbox table.
  *
  * Each service writes an event row in the same transaction as the state
- * change it describes (see `appendEvent` in database.ts), with a cursor from a
+ * change it describes (see `writeToOutbox` in database.ts), with a cursor from a
  * sequence. Writers take a transaction-scoped lock first, so cursors become
  * visible in commit order: once cursor N is visible, every event before N is
  * too. That single rule is what makes "read everything after my cursor" a

@@ -10,7 +10,7 @@ export {
   scopeToCaller,
 } from "./auth.js";
 export { bindCallContext, currentCall, handlerContextKey, runInCall } from "./call-context.js";
-export { observeCalls, peerAddressKey } from "./call-observer.js";
+export { observeCalls, peerAddressKey, statusName } from "./call-observer.js";
 export { ConfigError, type EnvField, env, loadConfig } from "./config.js";
 export {
   type Database,

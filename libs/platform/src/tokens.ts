@@ -267,15 +267,17 @@ export class TokenVerifier {
     }
     const subject = payload.sub as string;
     let principal: Principal;
-    if (trusted.users) {
+    if (subject === issuer) {
+      // An issuer speaking for itself: a service identity, never a user.
+      principal = { kind: "service", service: issuer };
+    } else if (trusted.users) {
       const claimed = Array.isArray(payload.roles) ? payload.roles : [];
       principal = {
         kind: "user",
-        userId: subject,
+        // Services store ids lower-cased; compare like with like.
+        userId: subject.toLowerCase(),
         roles: roles.filter((role) => claimed.includes(role)),
       };
-    } else if (subject === issuer) {
-      principal = { kind: "service", service: issuer };
     } else {
       throw new UnauthenticatedError(`issuer "${issuer}" may only issue tokens for itself`);
     }
