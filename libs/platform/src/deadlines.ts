@@ -56,7 +56,19 @@ export function normalizeDeadline(
     return;
   }
   const ms = Math.min(timeoutMs ?? policy.defaultMs, maxMs);
-  headers[name] = grpc ? `${ms}m` : `${ms}`;
+  headers[name] = grpc ? formatGrpcTimeout(ms) : `${ms}`;
+}
+
+/**
+ * A grpc-timeout value for `ms`, rounded down so it never grants more time.
+ * The protocol allows at most 8 digits, so long timeouts use a coarser unit.
+ */
+export function formatGrpcTimeout(ms: number): string {
+  const whole = Math.floor(ms);
+  if (whole < 100_000_000) return `${whole}m`;
+  const seconds = Math.floor(whole / 1000);
+  if (seconds < 100_000_000) return `${seconds}S`;
+  return `${Math.min(Math.floor(seconds / 3600), 99_999_999)}H`;
 }
 
 function parseGrpcTimeout(raw: string): number | undefined {
@@ -97,7 +109,7 @@ export function propagateDeadline(marginMs: number): Interceptor {
     if (ownTimeout === undefined || ownTimeout > budgetMs) {
       req.header.set(
         grpc ? "grpc-timeout" : "connect-timeout-ms",
-        grpc ? `${budgetMs}m` : `${budgetMs}`,
+        grpc ? formatGrpcTimeout(budgetMs) : `${budgetMs}`,
       );
     }
     const deadline = new AbortController();

@@ -9,6 +9,7 @@
  * lets in-flight calls finish (long-lived streams watch the same signal and
  * end themselves), and after `shutdownGraceMs` cancels whatever is left.
  */
+import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
@@ -192,6 +193,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         forceStop.abort(new ConnectError("server is shutting down", Code.Unavailable));
         await Promise.race([idle, new Promise((done) => setTimeout(done, 1000).unref())]);
       }
+      // Sessions were asked to close (GOAWAY) and do once their last stream's
+      // final frames are out; destroying them sooner could cut those frames
+      // off, and a watch would end in RST_STREAM instead of a clean end.
+      await Promise.race([
+        Promise.all([...sessions].map((session) => once(session, "close").catch(() => {}))),
+        new Promise((done) => setTimeout(done, sessionCloseWaitMs).unref()),
+      ]);
       // What remains are idle HTTP/1.1 keep-alive sockets and sessions whose
       // clients have not closed them yet.
       for (const session of sessions) session.destroy();
@@ -210,6 +218,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 }
 
 const serverIdleSessionMs = 10 * 60_000;
+const sessionCloseWaitMs = 1_000;
 
 type Fallback = NonNullable<ServerOptions["fallback"]>;
 

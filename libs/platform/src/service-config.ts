@@ -80,7 +80,14 @@ export async function resolveSigningKey(
       "AUTH_SIGNING_KEY is required when NODE_ENV=production (an Ed25519 private key as a JWK; `npm run keygen` prints one)",
     ]);
   }
-  const key = await loadOrCreateDevelopmentKey(config.DATA_DIR);
+  let key: SigningKey;
+  try {
+    key = await loadOrCreateDevelopmentKey(config.DATA_DIR);
+  } catch (error) {
+    throw new ConfigError([
+      `the development signing key in DATA_DIR (${config.DATA_DIR}) is unusable: ${(error as Error).message}; delete it to have a new one made, or set AUTH_SIGNING_KEY`,
+    ]);
+  }
   logger.warn(
     { kid: key.kid, dataDir: config.DATA_DIR },
     "AUTH_SIGNING_KEY is not set: signing with a development key kept in DATA_DIR",

@@ -210,7 +210,10 @@ export interface TokenVerifierOptions {
 const roles: readonly Role[] = ["customer", "admin"];
 
 export class TokenVerifier {
-  private readonly keySets = new Map<string, { keys: JWTVerifyGetKey; users: boolean }>();
+  private readonly keySets = new Map<
+    string,
+    { keys: JWTVerifyGetKey; users: boolean; remote: boolean }
+  >();
   private readonly cache = new Map<string, { principal: Principal; expiresAtMs: number }>();
   private readonly cacheSize: number;
   private readonly clockTolerance: number;
@@ -221,7 +224,11 @@ export class TokenVerifier {
         trusted.keys instanceof URL
           ? createRemoteJWKSet(trusted.keys, { cooldownDuration: 5_000, timeoutDuration: 2_000 })
           : createLocalJWKSet(jwksDocument(trusted.keys));
-      this.keySets.set(trusted.issuer, { keys, users: trusted.issuesUserTokens });
+      this.keySets.set(trusted.issuer, {
+        keys,
+        users: trusted.issuesUserTokens,
+        remote: trusted.keys instanceof URL,
+      });
     }
     this.cacheSize = options.cacheSize ?? 10_000;
     this.clockTolerance = options.clockToleranceSeconds ?? 5;
@@ -253,7 +260,12 @@ export class TokenVerifier {
         clockTolerance: this.clockTolerance,
       }));
     } catch (error) {
-      if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
+      if (
+        error instanceof joseErrors.JWKSTimeout ||
+        !(error instanceof joseErrors.JOSEError) ||
+        // jose reports a JWKS answered with an error status (or not JSON) as a bare JOSEError.
+        (trusted.remote && error.constructor === joseErrors.JOSEError)
+      ) {
         // The issuer's keys could not be fetched: the token may be fine.
         throw new ConnectError(
           `could not fetch the public keys of token issuer "${issuer}"; retry later`,
