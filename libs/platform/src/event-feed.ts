@@ -14,6 +14,7 @@
  * an old cursor, or a slow client) reads from the table instead, in batches,
  * until it catches up. Nothing is dropped; a slow watcher only slows itself.
  */
+import { setMaxListeners } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import {
@@ -101,6 +102,9 @@ export class EventFeed<E extends FeedEvent> {
 
   static async start<E extends FeedEvent>(options: EventFeedOptions<E>): Promise<EventFeed<E>> {
     const feed = new EventFeed(options);
+    // Every watch listens for draining: thousands of listeners are expected,
+    // not a leak (Node warns past 10).
+    setMaxListeners(0, options.draining);
     // Subscribe before reading the head, so that nothing committed in between is missed.
     feed.unsubscribe = await options.wakeups(() => feed.wake());
     feed.head = feed.floor = await options.source.latestCursor();

@@ -9,7 +9,7 @@
  * lets in-flight calls finish (long-lived streams watch the same signal and
  * end themselves), and after `shutdownGraceMs` cancels whatever is left.
  */
-import { once } from "node:events";
+import { once, setMaxListeners } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
@@ -77,6 +77,8 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger, draining } = options;
   const forceStop = new AbortController();
+  // Connect links every in-flight call to it: many listeners are normal.
+  setMaxListeners(0, forceStop.signal);
 
   const { authenticate } = options;
   const handler = connectNodeAdapter({
