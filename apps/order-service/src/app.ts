@@ -10,13 +10,12 @@ import {
   type ConnectNeighbour,
   createAuthenticate,
   createNeighbourTransport,
-  EventFeed,
   jwksPath,
   type Logger,
-  openDatabase,
+  type RunningService,
   resolveSigningKey,
   ServiceIdentity,
-  startServer,
+  ServiceRuntime,
   TokenSigner,
   TokenVerifier,
 } from "@meridian/platform";
@@ -34,13 +33,7 @@ const migrationsDir = fileURLToPath(new URL("../prisma/migrations", import.meta.
 /** The name order-service signs its own identity tokens with; payment-service trusts it. */
 export const orderServiceIdentity = "order-service";
 
-export interface RunningOrderService {
-  /** http://host:port */
-  readonly url: string;
-  readonly port: number;
-  /** Graceful shutdown: stop accepting, end watch streams, finish calls, close the database. */
-  stop(): Promise<void>;
-}
+export type RunningOrderService = RunningService;
 
 export async function startOrderService(
   config: OrderServiceConfig,
@@ -75,14 +68,8 @@ export async function startOrderService(
     }),
   };
 
-  const db = await openDatabase({
-    url: config.DATABASE_URL,
-    dataDir: config.DATA_DIR,
-    migrationsDir,
-    poolSize: config.DATABASE_POOL_SIZE,
-    logger,
-  });
-  const prisma = new PrismaClient({ adapter: db.adapter });
+  const runtime = await ServiceRuntime.open("order-service", config, logger, migrationsDir);
+  const prisma = new PrismaClient({ adapter: runtime.db.adapter });
   const orders = new OrderRepository(prisma);
   const workflow = new OrderWorkflow({
     orders,
@@ -90,43 +77,13 @@ export async function startOrderService(
     payments: createClient(PaymentService, transports.payments),
     logger,
   });
-  const draining = new AbortController();
-  const feed = await EventFeed.start({
-    source: orders,
-    wakeups: (onWake) => db.listen(orderEventsChannel, onWake),
-    draining: draining.signal,
-    heartbeatMs: config.WATCH_HEARTBEAT_MS,
-    logger,
-  });
-  const server = await startServer({
-    name: "order-service",
-    host: config.HOST,
-    port: config.PORT,
-    logger,
+  const feed = await runtime.feed(orders, orderEventsChannel);
+  return runtime.serve({
     services: [OrderService],
     routes: (router) =>
       router.service(OrderService, createOrderService({ orders, workflow, feed })),
     authenticate: createAuthenticate({ verifier }),
     publishedKeys: [signingKey],
-    deadlines: { defaultMs: config.DEFAULT_DEADLINE_MS, maxMs: config.MAX_DEADLINE_MS },
-    readiness: () => db.ping(),
-    draining: draining.signal,
-    readMaxBytes: config.READ_MAX_BYTES,
-    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    beforeDatabaseCloses: () => prisma.$disconnect(),
   });
-
-  let stopped: Promise<void> | undefined;
-  return {
-    url: server.url,
-    port: server.port,
-    stop() {
-      stopped ??= (async () => {
-        draining.abort();
-        await server.closed;
-        await prisma.$disconnect();
-        await db.close();
-      })();
-      return stopped;
-    },
-  };
 }

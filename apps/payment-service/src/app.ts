@@ -5,11 +5,10 @@
 import { fileURLToPath } from "node:url";
 import {
   createAuthenticate,
-  EventFeed,
   jwksPath,
   type Logger,
-  openDatabase,
-  startServer,
+  type RunningService,
+  ServiceRuntime,
   TokenVerifier,
 } from "@meridian/platform";
 import { PaymentService } from "@meridian/proto/meridian/payment/v1/payment_pb";
@@ -21,13 +20,7 @@ import { createPaymentService } from "./service.js";
 
 const migrationsDir = fileURLToPath(new URL("../prisma/migrations", import.meta.url));
 
-export interface RunningPaymentService {
-  /** http://host:port */
-  readonly url: string;
-  readonly port: number;
-  /** Graceful shutdown: stop accepting, end watch streams, finish calls, close the database. */
-  stop(): Promise<void>;
-}
+export type RunningPaymentService = RunningService;
 
 export async function startPaymentService(
   config: PaymentServiceConfig,
@@ -49,52 +42,16 @@ export async function startPaymentService(
       },
     ],
   });
-  const db = await openDatabase({
-    url: config.DATABASE_URL,
-    dataDir: config.DATA_DIR,
-    migrationsDir,
-    poolSize: config.DATABASE_POOL_SIZE,
-    logger,
-  });
-  const prisma = new PrismaClient({ adapter: db.adapter });
+  const runtime = await ServiceRuntime.open("payment-service", config, logger, migrationsDir);
+  const prisma = new PrismaClient({ adapter: runtime.db.adapter });
   const payments = new PaymentRepository(prisma);
-  const draining = new AbortController();
-  const feed = await EventFeed.start({
-    source: payments,
-    wakeups: (onWake) => db.listen(paymentEventsChannel, onWake),
-    draining: draining.signal,
-    heartbeatMs: config.WATCH_HEARTBEAT_MS,
-    logger,
-  });
+  const feed = await runtime.feed(payments, paymentEventsChannel);
   const processor = new SimulatedProcessor({ slowMs: config.PROCESSOR_SLOW_MS });
-  const server = await startServer({
-    name: "payment-service",
-    host: config.HOST,
-    port: config.PORT,
-    logger,
+  return runtime.serve({
     services: [PaymentService],
     routes: (router) =>
       router.service(PaymentService, createPaymentService({ payments, feed, processor })),
     authenticate: createAuthenticate({ verifier }),
-    deadlines: { defaultMs: config.DEFAULT_DEADLINE_MS, maxMs: config.MAX_DEADLINE_MS },
-    readiness: () => db.ping(),
-    draining: draining.signal,
-    readMaxBytes: config.READ_MAX_BYTES,
-    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    beforeDatabaseCloses: () => prisma.$disconnect(),
   });
-
-  let stopped: Promise<void> | undefined;
-  return {
-    url: server.url,
-    port: server.port,
-    stop() {
-      stopped ??= (async () => {
-        draining.abort();
-        await server.closed;
-        await prisma.$disconnect();
-        await db.close();
-      })();
-      return stopped;
-    },
-  };
 }

@@ -6,12 +6,11 @@ import { fileURLToPath } from "node:url";
 import {
   ConfigError,
   createAuthenticate,
-  EventFeed,
   InvalidArgumentError,
   type Logger,
-  openDatabase,
+  type RunningService,
   resolveSigningKey,
-  startServer,
+  ServiceRuntime,
   TokenSigner,
   TokenVerifier,
 } from "@meridian/platform";
@@ -28,80 +27,35 @@ export const userTokenIssuer = "user-service";
 
 const migrationsDir = fileURLToPath(new URL("../prisma/migrations", import.meta.url));
 
-export interface RunningUserService {
-  /** http://host:port */
-  readonly url: string;
-  readonly port: number;
-  /** Graceful shutdown: stop accepting, end watch streams, finish calls, close the database. */
-  stop(): Promise<void>;
-}
+export type RunningUserService = RunningService;
 
 export async function startUserService(
   config: UserServiceConfig,
   logger: Logger,
 ): Promise<RunningUserService> {
-  const db = await openDatabase({
-    url: config.DATABASE_URL,
-    dataDir: config.DATA_DIR,
-    migrationsDir,
-    poolSize: config.DATABASE_POOL_SIZE,
-    logger,
-  });
-  const prisma = new PrismaClient({ adapter: db.adapter });
-  const users = new UserRepository(prisma);
-  await bootstrapAdmin(config, users, logger);
   const signingKey = await resolveSigningKey(config, logger);
   const signer = new TokenSigner(userTokenIssuer, signingKey);
+  // user-service verifies its own tokens with the key at hand, no JWKS fetch.
   const verifier = new TokenVerifier({
     issuers: [{ issuer: userTokenIssuer, keys: [signingKey], issuesUserTokens: true }],
   });
-  const draining = new AbortController();
-  const feed = await EventFeed.start({
-    source: users,
-    wakeups: (onWake) => db.listen(userEventsChannel, onWake),
-    draining: draining.signal,
-    heartbeatMs: config.WATCH_HEARTBEAT_MS,
-    logger,
-  });
-  const server = await startServer({
-    name: "user-service",
-    host: config.HOST,
-    port: config.PORT,
-    logger,
+  const runtime = await ServiceRuntime.open("user-service", config, logger, migrationsDir);
+  const prisma = new PrismaClient({ adapter: runtime.db.adapter });
+  const users = new UserRepository(prisma);
+  await bootstrapAdmin(config, users, logger);
+  const feed = await runtime.feed(users, userEventsChannel);
+  const accessTokenTtlSeconds = config.ACCESS_TOKEN_TTL_SECONDS;
+  return runtime.serve({
     services: [UserService],
     routes: (router) =>
       router.service(
         UserService,
-        createUserService({
-          users,
-          feed,
-          signer,
-          accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-        }),
+        createUserService({ users, feed, signer, accessTokenTtlSeconds }),
       ),
     authenticate: createAuthenticate({ verifier, publicProcedures }),
     publishedKeys: [signingKey],
-    deadlines: { defaultMs: config.DEFAULT_DEADLINE_MS, maxMs: config.MAX_DEADLINE_MS },
-    readiness: () => db.ping(),
-    draining: draining.signal,
-    readMaxBytes: config.READ_MAX_BYTES,
-    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    beforeDatabaseCloses: () => prisma.$disconnect(),
   });
-
-  let stopped: Promise<void> | undefined;
-  return {
-    url: server.url,
-    port: server.port,
-    stop() {
-      stopped ??= (async () => {
-        draining.abort();
-        await server.closed;
-        await prisma.$disconnect();
-        await db.close();
-      })();
-      return stopped;
-    },
-  };
 }
 
 async function bootstrapAdmin(config: UserServiceConfig, users: UserRepository, logger: Logger) {

@@ -57,6 +57,7 @@ export {
 export { decodePageToken, encodePageToken, parsePageSize } from "./paging.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";
 export { neighbourUrl, resolveSigningKey, serviceConfig } from "./service-config.js";
+export { type RunningService, type ServeOptions, ServiceRuntime } from "./service-runtime.js";
 export {
   generateSigningJwk,
   importSigningKey,
