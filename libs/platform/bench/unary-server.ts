@@ -3,6 +3,8 @@
  *   stock     connectNodeAdapter on node:http2, nothing else
  *   meridian  startServer: protocol sniffing, health, call observer, log line per call
  *   quiet     startServer with the per-call log line filtered out (LOG_LEVEL=warn)
+ *   secured   meridian plus token verification in the request gate; prints
+ *             "token <jwt>" for the load generator to send
  * Prints "port <n>" once listening.
  */
 import http2 from "node:http2";
@@ -11,7 +13,9 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { UserSchema, UserService } from "@meridian/proto/meridian/user/v1/user_pb";
 import { pino } from "pino";
+import { createAuthenticate } from "../src/auth.js";
 import { startServer } from "../src/server.js";
+import { generateSigningJwk, importSigningKey, TokenSigner, TokenVerifier } from "../src/tokens.js";
 
 const user = create(UserSchema, {
   id: "8f0c4a52-7d0e-4c0e-9d5e-2b1a3c4d5e6f",
@@ -32,7 +36,21 @@ if (mode === "stock") {
     { level: mode === "quiet" ? "warn" : "info" },
     pino.destination({ dest: "/dev/null", sync: false }),
   );
+  const key = await importSigningKey(JSON.stringify(await generateSigningJwk()));
+  const verifier = new TokenVerifier({
+    issuers: [{ issuer: "user-service", keys: [key], issuesUserTokens: true }],
+  });
+  if (mode === "secured") {
+    const signer = new TokenSigner("user-service", key);
+    const { token } = await signer.sign({
+      subject: user.id,
+      roles: ["customer"],
+      ttlSeconds: 3600,
+    });
+    process.stdout.write(`token ${token}\n`);
+  }
   const server = await startServer({
+    authenticate: mode === "secured" ? createAuthenticate({ verifier }) : undefined,
     name: "bench",
     host: "127.0.0.1",
     port: 0,

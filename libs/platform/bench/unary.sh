@@ -10,14 +10,17 @@ requests=${1:-100000}
 body=$(mktemp)
 # gRPC frame: flag 0, length 38, then GetUserRequest{id: <36-char uuid>} (tag 0x0a, length 0x24).
 printf '\x00\x00\x00\x00\x26\x0a\x24%s' "8f0c4a52-7d0e-4c0e-9d5e-2b1a3c4d5e6f" >"$body"
-for mode in ${MODES:-stock meridian quiet}; do
+for mode in ${MODES:-stock meridian quiet secured}; do
   log=$(mktemp)
   taskset -c 0 node --conditions=@meridian/source --import tsx bench/unary-server.ts "$mode" >"$log" 2>&1 &
   server=$!
   until grep -q '^port ' "$log"; do sleep 0.1; done
+  sleep 0.2 # the token line, when there is one, comes first
   port=$(awk '/^port /{print $2}' "$log")
   url="http://127.0.0.1:$port/meridian.user.v1.UserService/GetUser"
-  run() { taskset -c 1 h2load -n "$1" -c 1 -m "$2" -t 1 --data="$body" -H 'content-type: application/grpc' -H 'te: trailers' "$url"; }
+  token=$(awk '/^token /{print $2}' "$log")
+  auth=(); [[ -n "$token" ]] && auth=(-H "authorization: Bearer $token")
+  run() { taskset -c 1 h2load -n "$1" -c 1 -m "$2" -t 1 --data="$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" "$url"; }
   run 20000 32 >/dev/null # warm-up: JIT and caches
   loaded=$(run "$requests" 32)
   unloaded=$(run 5000 1)
