@@ -2,12 +2,14 @@
  * npm run demo: the three services on the embedded database, the narrated
  * scenario, then the system left running for you to call until Ctrl-C.
  *
- *   npm run demo              run the scenario, keep the system up
- *   npm run demo -- --exit    run the scenario, then stop (CI uses this)
+ *   npm run demo                  build, run the scenario, keep the system up
+ *   npm run demo -- --exit        run the scenario, then stop
+ *   npm run demo -- --no-build    use the services as last built
  *
  * Data (PGlite databases, development signing keys, logs) lives under
  * .data/demo; delete it for a fresh start.
  */
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runScenario, tryItYourself } from "./scenario.js";
@@ -16,17 +18,36 @@ import { type ServiceName, startSystem } from "./system.js";
 const { values: flags } = parseArgs({
   options: {
     exit: { type: "boolean", default: false },
+    "no-build": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (flags.help) {
   console.log(
-    "usage: npm run demo [-- --exit]\n  --exit  stop after the scenario instead of running until Ctrl-C",
+    "usage: npm run demo [-- --exit] [-- --no-build]\n" +
+      "  --exit      stop after the scenario instead of running until Ctrl-C\n" +
+      "  --no-build  use the services as last built",
   );
   process.exit(0);
 }
 
 const root = path.resolve(import.meta.dirname, "../../..");
+
+if (!flags["no-build"]) {
+  // The services run as built code, as in production. Nx rebuilds only what
+  // changed; its output is shown only when the build fails.
+  console.log("Building the services (nx run-many -t build)…");
+  const build = spawnSync(
+    path.join(root, "node_modules", ".bin", "nx"),
+    ["run-many", "-t", "build", "-p", "user-service,order-service,payment-service"],
+    { cwd: root, encoding: "utf8", env: { ...process.env, NX_DAEMON: "false" } },
+  );
+  if (build.status !== 0) {
+    console.error(build.stdout, build.stderr);
+    console.error("The build failed; see above.");
+    process.exit(1);
+  }
+}
 const dataDir = path.join(root, ".data", "demo");
 const ports: Record<ServiceName, number> = {
   "user-service": 50051,
