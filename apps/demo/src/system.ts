@@ -120,6 +120,10 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
       cwd,
       env: environment(name),
       stdio: ["ignore", log, log],
+      // Its own process group: Ctrl-C in a terminal signals the whole
+      // foreground group, and a service signalled twice (by the terminal,
+      // then by stop()) would give up on its graceful shutdown.
+      detached: true,
     });
     processes.set(name, child);
     await waitUntilServing(name, urls[name], child, logFile(name));
@@ -140,6 +144,10 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     await Promise.all(serviceNames.map((name) => stopService(name)));
   };
 
+  // Whatever ends this process, the services end with it.
+  process.once("exit", () => {
+    for (const child of processes.values()) if (child.exitCode === null) child.kill("SIGTERM");
+  });
   try {
     // Independent until called: start them side by side (PGlite's first
     // start creates a database, a few seconds each).
