@@ -96,6 +96,8 @@ describe.each(databaseKinds)("the system on $name", (kind) => {
     const timedOutCharges = async () =>
       (await readFile(system.logFile("payment-service"), "utf8"))
         .split("\n")
+        // A line still being written is not JSON yet.
+        .filter((line) => line.endsWith("}"))
         .filter(
           (line) =>
             line.includes("PaymentService/Charge") &&
@@ -178,6 +180,44 @@ describe.each(databaseKinds)("the system on $name", (kind) => {
     const { payments } = await ada.payments.listPayments({ orderId: again.order?.id ?? "" });
     expect(payments).toHaveLength(1);
     expect(payments[0]?.status).toBe(PaymentStatus.SUCCEEDED);
+  });
+
+  it("serves every RPC kind over gRPC across processes: bidi QuoteCart, client-streaming ImportUsers", async () => {
+    const ada = await signUp("kinds");
+    async function* changes() {
+      yield { change: { case: "setItem" as const, value: { sku: "BOOK-005", quantity: 2 } } };
+      yield { change: { case: "setItem" as const, value: { sku: "MUG-001", quantity: 1 } } };
+    }
+    const totals: bigint[] = [];
+    for await (const quote of ada.orders.quoteCart(changes()))
+      totals.push(quote.total?.minorUnits ?? -1n);
+    expect(totals).toEqual([84_00n, 96_00n]);
+
+    const root = as(await adminToken());
+    async function* rows() {
+      yield {
+        email: `import-a-${crypto.randomUUID()}@example.com`,
+        name: "A",
+        password: "imported password",
+      };
+      yield { email: "not an email", name: "B" };
+    }
+    const summary = await root.users.importUsers(rows());
+    expect([summary.createdCount, summary.failedCount]).toEqual([1, 1]);
+  });
+
+  it("keeps one HTTP/2 connection from order-service to payment-service for all its calls", async () => {
+    const ada = await signUp("connection");
+    for (let i = 0; i < 5; i++) await ada.orders.createOrder(order(ada.id));
+    const peers = (await readFile(system.logFile("payment-service"), "utf8"))
+      .split("\n")
+      // A line still being written is not JSON yet.
+      .filter((line) => line.endsWith("}"))
+      .filter((line) => line.includes("PaymentService/Charge") && line.includes('"OK"'))
+      .slice(-5)
+      .map((line) => JSON.parse(line).peer as string);
+    expect(peers).toHaveLength(5);
+    expect(new Set(peers).size).toBe(1);
   });
 
   it("records PAYMENT_UNCONFIRMED while payment-service is down, and settles on retry", async () => {
