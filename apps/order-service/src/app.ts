@@ -77,7 +77,7 @@ export async function startOrderService(
     payments: createClient(PaymentService, transports.payments),
     logger,
   });
-  const feed = await runtime.feed(orders, orderEventsChannel);
+  const feed = await runtime.feed(orders.events, orderEventsChannel);
   return runtime.serve({
     services: [OrderService],
     routes: (router) =>

@@ -9,6 +9,7 @@ import {
   type EventSource,
   isUniqueViolation,
   NotFoundError,
+  outboxSource,
   writeToOutbox,
 } from "@meridian/platform";
 import { MoneySchema } from "@meridian/proto/meridian/common/v1/common_pb";
@@ -63,8 +64,13 @@ const toStored: Record<OrderStatus, StoredStatus | undefined> = {
   [OrderStatus.CANCELLED]: "CANCELLED",
 };
 
-export class OrderRepository implements EventSource<StoredOrderEvent> {
-  constructor(private readonly prisma: PrismaClient) {}
+export class OrderRepository {
+  /** The order_events outbox, for the WatchOrders feed. */
+  readonly events: EventSource<StoredOrderEvent>;
+
+  constructor(private readonly prisma: PrismaClient) {
+    this.events = outboxSource(prisma.orderEvent, toStoredEvent);
+  }
 
   /**
    * Records a new PENDING order. Undefined when the user already has an
@@ -155,23 +161,6 @@ export class OrderRepository implements EventSource<StoredOrderEvent> {
       take: limit,
     });
     return rows.map((row) => toStoredOrder(row).order);
-  }
-
-  async readAfter(after: bigint, limit: number): Promise<StoredOrderEvent[]> {
-    const rows = await this.prisma.orderEvent.findMany({
-      where: { cursor: { gt: after } },
-      orderBy: { cursor: "asc" },
-      take: limit,
-    });
-    return rows.map(toStoredEvent);
-  }
-
-  async latestCursor(): Promise<bigint> {
-    const newest = await this.prisma.orderEvent.findFirst({
-      orderBy: { cursor: "desc" },
-      select: { cursor: true },
-    });
-    return newest?.cursor ?? 0n;
   }
 
   private async recordEvent(

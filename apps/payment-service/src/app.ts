@@ -45,7 +45,7 @@ export async function startPaymentService(
   const runtime = await ServiceRuntime.open("payment-service", config, logger, migrationsDir);
   const prisma = new PrismaClient({ adapter: runtime.db.adapter });
   const payments = new PaymentRepository(prisma);
-  const feed = await runtime.feed(payments, paymentEventsChannel);
+  const feed = await runtime.feed(payments.events, paymentEventsChannel);
   const processor = new SimulatedProcessor({ slowMs: config.PROCESSOR_SLOW_MS });
   return runtime.serve({
     services: [PaymentService],

@@ -13,6 +13,7 @@ import {
   InvalidArgumentError,
   isUniqueViolation,
   NotFoundError,
+  outboxSource,
   writeToOutbox,
 } from "@meridian/platform";
 import {
@@ -56,8 +57,13 @@ const statusToRow = {
   [PaymentStatus.REFUNDED]: "REFUNDED",
 } as const satisfies Record<Exclude<PaymentStatus, PaymentStatus.UNSPECIFIED>, string>;
 
-export class PaymentRepository implements EventSource<StoredPaymentEvent> {
-  constructor(private readonly prisma: PrismaClient) {}
+export class PaymentRepository {
+  /** The payment_events outbox, for the watch feed. */
+  readonly events: EventSource<StoredPaymentEvent>;
+
+  constructor(private readonly prisma: PrismaClient) {
+    this.events = outboxSource(prisma.paymentEvent, toStoredEvent);
+  }
 
   /** The payment recorded under a charge's idempotency key, if any. */
   async findCharge(idempotencyKey: string): Promise<PaymentRow | null> {
@@ -190,23 +196,6 @@ export class PaymentRepository implements EventSource<StoredPaymentEvent> {
       take: limit,
     });
     return rows.map(toPayment);
-  }
-
-  async readAfter(after: bigint, limit: number): Promise<StoredPaymentEvent[]> {
-    const rows = await this.prisma.paymentEvent.findMany({
-      where: { cursor: { gt: after } },
-      orderBy: { cursor: "asc" },
-      take: limit,
-    });
-    return rows.map(toStoredEvent);
-  }
-
-  async latestCursor(): Promise<bigint> {
-    const newest = await this.prisma.paymentEvent.findFirst({
-      orderBy: { cursor: "desc" },
-      select: { cursor: true },
-    });
-    return newest?.cursor ?? 0n;
   }
 
   /** Writes the change's event into the outbox, inside the change's transaction. */

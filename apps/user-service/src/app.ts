@@ -43,7 +43,7 @@ export async function startUserService(
   const prisma = new PrismaClient({ adapter: runtime.db.adapter });
   const users = new UserRepository(prisma);
   await bootstrapAdmin(config, users, logger);
-  const feed = await runtime.feed(users, userEventsChannel);
+  const feed = await runtime.feed(users.events, userEventsChannel);
   const accessTokenTtlSeconds = config.ACCESS_TOKEN_TTL_SECONDS;
   return runtime.serve({
     services: [UserService],

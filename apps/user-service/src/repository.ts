@@ -10,6 +10,7 @@ import {
   type EventSource,
   isUniqueViolation,
   NotFoundError,
+  outboxSource,
   writeToOutbox,
 } from "@meridian/platform";
 import {
@@ -44,8 +45,13 @@ export interface StoredUserEvent {
   message: UserEvent;
 }
 
-export class UserRepository implements EventSource<StoredUserEvent> {
-  constructor(private readonly prisma: PrismaClient) {}
+export class UserRepository {
+  /** The user_events outbox, for the watch feed. */
+  readonly events: EventSource<StoredUserEvent>;
+
+  constructor(private readonly prisma: PrismaClient) {
+    this.events = outboxSource(prisma.userEvent, toStoredEvent);
+  }
 
   async create(
     fields: UserFields,
@@ -142,23 +148,6 @@ export class UserRepository implements EventSource<StoredUserEvent> {
       if (isPrismaError(error, "P2025")) throw new NotFoundError("user", id);
       throw error;
     }
-  }
-
-  async readAfter(after: bigint, limit: number): Promise<StoredUserEvent[]> {
-    const rows = await this.prisma.userEvent.findMany({
-      where: { cursor: { gt: after } },
-      orderBy: { cursor: "asc" },
-      take: limit,
-    });
-    return rows.map(toStoredEvent);
-  }
-
-  async latestCursor(): Promise<bigint> {
-    const newest = await this.prisma.userEvent.findFirst({
-      orderBy: { cursor: "desc" },
-      select: { cursor: true },
-    });
-    return newest?.cursor ?? 0n;
   }
 
   /** Writes the change's event into the outbox, inside the change's transaction. */

@@ -262,3 +262,40 @@ export async function* watchResponses<M>(
     }
   }
 }
+
+/** The two queries an outbox table answers for an EventFeed (a Prisma model delegate has them). */
+export interface OutboxTable<R extends { cursor: bigint }> {
+  findMany(args: {
+    where: { cursor: { gt: bigint } };
+    orderBy: { cursor: "asc" };
+    take: number;
+  }): PromiseLike<R[]>;
+  findFirst(args: {
+    orderBy: { cursor: "desc" };
+    select: { cursor: true };
+  }): PromiseLike<{ cursor: bigint } | null>;
+}
+
+/** An outbox table as an EventFeed's source, each row turned into the event watchers get. */
+export function outboxSource<R extends { cursor: bigint }, E extends FeedEvent>(
+  table: OutboxTable<R>,
+  toEvent: (row: R) => E,
+): EventSource<E> {
+  return {
+    async readAfter(after, limit) {
+      const rows = await table.findMany({
+        where: { cursor: { gt: after } },
+        orderBy: { cursor: "asc" },
+        take: limit,
+      });
+      return rows.map(toEvent);
+    },
+    async latestCursor() {
+      const newest = await table.findFirst({
+        orderBy: { cursor: "desc" },
+        select: { cursor: true },
+      });
+      return newest?.cursor ?? 0n;
+    },
+  };
+}

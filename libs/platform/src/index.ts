@@ -37,6 +37,8 @@ export {
   type EventFeedOptions,
   type EventSource,
   type FeedEvent,
+  type OutboxTable,
+  outboxSource,
   parseResumeCursor,
   type WatchItem,
   type WatchOptions,
