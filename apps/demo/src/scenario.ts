@@ -159,7 +159,7 @@ export async function runScenario({ urls, print }: ScenarioOptions): Promise<Sce
 
   step(
     "Place an order that hits its deadline",
-    'Token "tok_slow" takes the processor 3 s; Ada allows 1 s. order-service hands payment-service the time left (less a margin), and the deadline is the same everywhere.',
+    'Token "tok_slow" takes the processor 3 s; Ada allows 1.5 s. order-service hands payment-service the time left (less a margin), and the deadline is the same everywhere.',
   );
   const slowKey = crypto.randomUUID();
   const slowRequest = {
@@ -170,7 +170,7 @@ export async function runScenario({ urls, print }: ScenarioOptions): Promise<Sce
   };
   const started = performance.now();
   const timedOut = await ada.orders
-    .createOrder(slowRequest, { timeoutMs: 1000 })
+    .createOrder(slowRequest, { timeoutMs: 1500 })
     .catch((e: unknown) => ConnectError.from(e));
   const took = Math.round(performance.now() - started);
   check(
@@ -182,13 +182,17 @@ export async function runScenario({ urls, print }: ScenarioOptions): Promise<Sce
   let unconfirmed: Order | undefined;
   for (
     let attempt = 0;
-    attempt < 50 && unconfirmed?.status !== OrderStatus.PAYMENT_UNCONFIRMED;
+    attempt < 100 && unconfirmed?.status !== OrderStatus.PAYMENT_UNCONFIRMED;
     attempt++
   ) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const { orders } = await ada.orders.listOrders({});
     unconfirmed = orders.find((o) => o.idempotencyKey === slowKey);
   }
+  check(
+    unconfirmed?.status === OrderStatus.PAYMENT_UNCONFIRMED,
+    "the timed-out order is recorded as PAYMENT_UNCONFIRMED",
+  );
   show(`${green("✓")} the order was recorded first, and says so: ${yellow(status(unconfirmed))}`);
 
   step(
@@ -255,7 +259,7 @@ export async function runScenario({ urls, print }: ScenarioOptions): Promise<Sce
 
   // Every change above reaches the watch: 3 orders created, 5 status changes.
   const expected = 8;
-  const waitUntil = Date.now() + 5000;
+  const waitUntil = Date.now() + 10_000;
   while (seen.length < expected && Date.now() < waitUntil) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
