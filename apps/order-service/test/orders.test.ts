@@ -152,7 +152,8 @@ describe.each(databaseKinds)("OrderService on $name", (kind) => {
     // The order says what happened, and a retry settles it.
     service.payments.behaviour = "normal";
     await expect
-      .poll(async () => (await me.client.listOrders({})).orders[0]?.status)
+      // Written just after the caller's deadline; on a loaded machine that can take a while.
+      .poll(async () => (await me.client.listOrders({})).orders[0]?.status, { timeout: 5000 })
       .toBe(OrderStatus.PAYMENT_UNCONFIRMED);
     const { order } = await me.client.createOrder(request);
     expect(order?.status).toBe(OrderStatus.PAID);
