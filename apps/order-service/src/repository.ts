@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  afterPagePosition,
   type EventSource,
   isUniqueViolation,
   NotFoundError,
@@ -143,19 +144,11 @@ export class OrderRepository {
   }
 
   async list({ userId, status, limit, after }: ListOrdersQuery): Promise<Order[]> {
-    const [afterTime, afterId] = after ?? [];
     const rows = await this.prisma.order.findMany({
       where: {
         ...(userId ? { userId } : {}),
         ...(status !== OrderStatus.UNSPECIFIED ? { status: toStored[status] } : {}),
-        ...(afterTime && afterId
-          ? {
-              OR: [
-                { createdAt: { lt: new Date(afterTime) } },
-                { createdAt: new Date(afterTime), id: { lt: afterId } },
-              ],
-            }
-          : {}),
+        ...afterPagePosition(after, "desc"),
       },
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       take: limit,

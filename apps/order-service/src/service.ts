@@ -3,13 +3,13 @@
  * requests into workflow and repository calls, and results into responses.
  */
 
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   decodePageToken,
   type EventFeed,
   encodePageToken,
   InvalidArgumentError,
+  pagePosition,
   parsePageSize,
   parseResumeCursor,
   principalOf,
@@ -17,11 +17,7 @@ import {
   scopeToCaller,
   watchResponses,
 } from "@meridian/platform";
-import {
-  type Order,
-  type OrderService,
-  OrderStatus,
-} from "@meridian/proto/meridian/order/v1/order_pb";
+import { type OrderService, OrderStatus } from "@meridian/proto/meridian/order/v1/order_pb";
 import { Cart, validateId, validateOrderRequest } from "./domain.js";
 import type { OrderWorkflow } from "./orders.js";
 import type { OrderRepository, StoredOrderEvent } from "./repository.js";
@@ -64,7 +60,7 @@ export function createOrderService({
       const last = page.length > limit ? page[limit - 1] : undefined;
       return {
         orders: page.slice(0, limit),
-        nextPageToken: last ? encodePageToken(listPosition(last), filter) : "",
+        nextPageToken: last ? encodePageToken(pagePosition(last), filter) : "",
       };
     },
 
@@ -124,9 +120,4 @@ function validateStatusFilter(status: OrderStatus): OrderStatus {
     throw InvalidArgumentError.field("status", `is not a known order status: ${status}`);
   }
   return status;
-}
-
-/** Where a ListOrders page ends: the last order's (create_time, id), the sort key. */
-function listPosition(order: Order): string[] {
-  return [order.createTime ? timestampDate(order.createTime).toISOString() : "", order.id];
 }

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  afterPagePosition,
   type EventSource,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -177,20 +178,12 @@ export class PaymentRepository {
 
   /** Newest first, in (create_time, id) order. */
   async list({ orderId, userId, status, limit, after }: ListPaymentsQuery): Promise<Payment[]> {
-    const [afterTime, afterId] = after ?? [];
     const rows = await this.prisma.payment.findMany({
       where: {
         ...(orderId ? { orderId } : {}),
         ...(userId ? { userId } : {}),
         ...(status !== PaymentStatus.UNSPECIFIED ? { status: statusToRow[status] } : {}),
-        ...(afterTime && afterId
-          ? {
-              OR: [
-                { createdAt: { lt: new Date(afterTime) } },
-                { createdAt: new Date(afterTime), id: { lt: afterId } },
-              ],
-            }
-          : {}),
+        ...afterPagePosition(after, "desc"),
       },
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       take: limit,

@@ -1,16 +1,3 @@
-/**
- * meridian.payment.v1.PaymentService over Connect: who may call what,
- * requests into domain calls, results into responses. Validation lives in
- * domain.ts, storage in repository.ts, the processor behind processor.ts;
- * errors are domain errors that the platform maps to codes.
- *
- * Who may do what:
- * - Charge and Refund move money: order-service (which charges for orders)
- *   or an admin. Customers pay through their orders, never directly.
- * - Reads: a customer sees their own payments; admins and order-service see
- *   any payment.
- */
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   decodePageToken,
@@ -19,6 +6,7 @@ import {
   isAdmin,
   PermissionDeniedError,
   type Principal,
+  pagePosition,
   parsePageSize,
   parseResumeCursor,
   principalOf,
@@ -115,7 +103,7 @@ export function createPaymentService({
       const last = page.length > limit ? page[limit - 1] : undefined;
       return {
         payments: page.slice(0, limit),
-        nextPageToken: last ? encodePageToken(listPosition(last), filterKey) : "",
+        nextPageToken: last ? encodePageToken(pagePosition(last), filterKey) : "",
       };
     },
 
@@ -140,9 +128,4 @@ function readsEveryPayment(principal: Principal): boolean {
 
 function isOwner(principal: Principal, payment: Payment): boolean {
   return principal.kind === "user" && principal.userId === payment.userId;
-}
-
-/** Where a ListPayments page ends: the last payment's (create_time, id), the sort key. */
-function listPosition(payment: Payment): string[] {
-  return [payment.createTime ? timestampDate(payment.createTime).toISOString() : "", payment.id];
 }

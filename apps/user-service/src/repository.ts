@@ -7,6 +7,7 @@ import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   AlreadyExistsError,
+  afterPagePosition,
   type EventSource,
   isUniqueViolation,
   NotFoundError,
@@ -107,18 +108,10 @@ export class UserRepository {
   }
 
   async list({ department, limit, after }: ListUsersQuery): Promise<User[]> {
-    const [afterTime, afterId] = after ?? [];
     const rows = await this.prisma.user.findMany({
       where: {
         ...(department ? { department } : {}),
-        ...(afterTime && afterId
-          ? {
-              OR: [
-                { createdAt: { gt: new Date(afterTime) } },
-                { createdAt: new Date(afterTime), id: { gt: afterId } },
-              ],
-            }
-          : {}),
+        ...afterPagePosition(after, "asc"),
       },
       orderBy: [{ createdAt: "asc" }, { id: "asc" }],
       take: limit,

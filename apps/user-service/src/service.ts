@@ -4,7 +4,7 @@
  * repository.ts; errors are domain errors that the platform maps to codes.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   AlreadyExistsError,
@@ -12,6 +12,7 @@ import {
   type EventFeed,
   encodePageToken,
   InvalidArgumentError,
+  pagePosition,
   parsePageSize,
   parseResumeCursor,
   requireAdmin,
@@ -24,7 +25,6 @@ import {
   type ImportUsersFailure,
   ImportUsersFailureReason,
   ImportUsersFailureSchema,
-  type User,
   UserRole,
   type UserService,
 } from "@meridian/proto/meridian/user/v1/user_pb";
@@ -93,7 +93,7 @@ export function createUserService({
       const last = page.length > limit ? page[limit - 1] : undefined;
       return {
         users: page.slice(0, limit),
-        nextPageToken: last ? encodePageToken(listPosition(last), department) : "",
+        nextPageToken: last ? encodePageToken(pagePosition(last), department) : "",
       };
     },
 
@@ -175,9 +175,4 @@ export function createUserService({
       yield* watchResponses(feed.watch({ after, signal: context.signal }));
     },
   };
-}
-
-/** Where a ListUsers page ends: the last user's (create_time, id), the sort key. */
-function listPosition(user: User): string[] {
-  return [user.createTime ? timestampDate(user.createTime).toISOString() : "", user.id];
 }

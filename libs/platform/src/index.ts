@@ -56,7 +56,13 @@ export {
   neighbourConnection,
   neighbourInterceptors,
 } from "./neighbours.js";
-export { decodePageToken, encodePageToken, parsePageSize } from "./paging.js";
+export {
+  afterPagePosition,
+  decodePageToken,
+  encodePageToken,
+  pagePosition,
+  parsePageSize,
+} from "./paging.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";
 export { neighbourUrl, resolveSigningKey, serviceConfig } from "./service-config.js";
 export { type RunningService, type ServeOptions, ServiceRuntime } from "./service-runtime.js";

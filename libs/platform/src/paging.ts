@@ -6,6 +6,7 @@
  * It records the filter it was issued for, so that a token replayed with a
  * different filter is refused instead of silently returning the wrong page.
  */
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "./errors.js";
 
 export const defaultPageSize = 50;
@@ -62,4 +63,34 @@ export function decodePageToken(
     );
   }
   return p;
+}
+
+/**
+ * Every List sorts by (create_time, id): where a page ends is its last
+ * item's pair, which goes into the next page token.
+ */
+export function pagePosition(item: { createTime?: Timestamp; id: string }): string[] {
+  return [item.createTime ? timestampDate(item.createTime).toISOString() : "", item.id];
+}
+
+/**
+ * The `where` condition (for Prisma) that resumes a list sorted by
+ * (createdAt, id) after a page position: strictly later in the sort order,
+ * ties on createdAt broken by id. Empty for the first page.
+ */
+export function afterPagePosition(
+  position: readonly string[] | undefined,
+  order: "asc" | "desc",
+): {
+  OR?: (
+    | { createdAt: { gt: Date } | { lt: Date } }
+    | { createdAt: Date; id: { gt: string } | { lt: string } }
+  )[];
+} {
+  const [time, id] = position ?? [];
+  if (!time || !id) return {};
+  const at = new Date(time);
+  return order === "asc"
+    ? { OR: [{ createdAt: { gt: at } }, { createdAt: at, id: { gt: id } }] }
+    : { OR: [{ createdAt: { lt: at } }, { createdAt: at, id: { lt: id } }] };
 }

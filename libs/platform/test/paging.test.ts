@@ -1,6 +1,13 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../src/errors.js";
-import { decodePageToken, encodePageToken, parsePageSize } from "../src/paging.js";
+import {
+  afterPagePosition,
+  decodePageToken,
+  encodePageToken,
+  pagePosition,
+  parsePageSize,
+} from "../src/paging.js";
 
 /** Runs `fn` expecting an InvalidArgumentError, and returns it. */
 function invalidArgument(fn: () => unknown): InvalidArgumentError {
@@ -113,5 +120,21 @@ describe("page tokens", () => {
     expect(invalidArgument(() => decodePageToken(filtered, "")).message).toContain(
       "different filter",
     );
+  });
+});
+
+describe("page positions", () => {
+  it("are an item's (create_time, id), and resume strictly after it in either order", () => {
+    const createTime = timestampFromDate(new Date("2026-11-21T10:00:00.123Z"));
+    const position = pagePosition({ createTime, id: "b" });
+    expect(position).toEqual(["2026-11-21T10:00:00.123Z", "b"]);
+    const at = new Date("2026-11-21T10:00:00.123Z");
+    expect(afterPagePosition(position, "asc")).toEqual({
+      OR: [{ createdAt: { gt: at } }, { createdAt: at, id: { gt: "b" } }],
+    });
+    expect(afterPagePosition(position, "desc")).toEqual({
+      OR: [{ createdAt: { lt: at } }, { createdAt: at, id: { lt: "b" } }],
+    });
+    expect(afterPagePosition(undefined, "asc")).toEqual({});
   });
 });
