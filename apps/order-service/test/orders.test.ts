@@ -280,4 +280,34 @@ describe.each(databaseKinds)("OrderService on $name", (kind) => {
     ]);
     expect(quotes[1]?.problems[0]?.message).toContain("not in the catalog");
   });
+
+  describe("with a short default deadline", () => {
+    let quickDb: TestDatabase;
+    let quick: ServiceUnderTest;
+    beforeAll(async () => {
+      quickDb = await kind.create();
+      quick = await startForTest(quickDb, { DEFAULT_DEADLINE_MS: "200" });
+    });
+    afterAll(async () => {
+      await quick?.stop();
+      await quickDb?.drop();
+    });
+
+    it("keeps a cart session open longer than the default deadline of unary calls", async () => {
+      const me = await quick.customer();
+      async function* slowChanges() {
+        yield { change: { case: "setItem" as const, value: { sku: "MUG-001", quantity: 1 } } };
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        yield { change: { case: "setItem" as const, value: { sku: "MUG-001", quantity: 2 } } };
+      }
+      const revisions: number[] = [];
+      for await (const quote of me.client.quoteCart(slowChanges())) revisions.push(quote.revision);
+      expect(revisions).toEqual([1, 2]);
+
+      // A unary call still gets the default: payment hanging ends it at 200 ms.
+      quick.payments.behaviour = "hang";
+      const error = await callError(me.client.createOrder(orderFor(me.id)));
+      expect(error.code).toBe(Code.DeadlineExceeded);
+    });
+  });
 });

@@ -2,9 +2,10 @@
  * Deadlines: every call has one, and all the work it causes fits inside it.
  *
  * Server side, `normalizeDeadline` rewrites the caller's timeout header
- * before Connect reads it: a call without a deadline gets the service's
- * default (watch streams excepted: they are meant to stay open), and an
- * absurd one is capped. Connect then enforces the result, so the handler's
+ * before Connect reads it: a unary call without a deadline gets the
+ * service's default, and an absurd one is capped. Streams (watch feeds, cart
+ * sessions, imports) last as long as their client needs and get neither;
+ * calls they make to neighbours still get the neighbour's default. Connect then enforces the result, so the handler's
  * `signal` and `timeoutMs()` are the truth for everything downstream.
  *
  * Client side, `propagateDeadline` gives every outgoing call the time the
@@ -17,9 +18,9 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { currentCall } from "./call-context.js";
 
 export interface DeadlinePolicy {
-  /** Applied to calls that arrive without a deadline (except server streams). */
+  /** Applied to unary calls that arrive without a deadline. */
   defaultMs: number;
-  /** Longer deadlines are cut to this (server streams: to the timer limit). */
+  /** Longer unary deadlines are cut to this (streams: to the timer limit). */
   maxMs: number;
 }
 
@@ -47,12 +48,15 @@ export function normalizeDeadline(
   const grpc = headers["content-type"]?.startsWith("application/grpc") ?? false;
   const name = grpc ? "grpc-timeout" : "connect-timeout-ms";
   const raw = headers[name];
-  const maxMs = methodKind === "server_streaming" ? timerLimitMs : policy.maxMs;
+  // A stream lasts as long as its client needs (a watch, a cart being
+  // edited, a bulk import): no default, and only the timer's own limit.
+  const stream = methodKind !== "unary";
+  const maxMs = stream ? timerLimitMs : policy.maxMs;
   let timeoutMs: number | undefined;
   if (typeof raw === "string") {
     timeoutMs = grpc ? parseGrpcTimeout(raw) : parseConnectTimeout(raw);
     if (timeoutMs === undefined || timeoutMs <= maxMs) return;
-  } else if (methodKind === "server_streaming") {
+  } else if (stream) {
     return;
   }
   const ms = Math.min(timeoutMs ?? policy.defaultMs, maxMs);

@@ -25,9 +25,9 @@ export function serviceConfig(defaults: { port: number; dataDir: string }) {
     SHUTDOWN_GRACE_MS: env.int(10_000, { min: 0, max: 600_000 }),
     /** How often a quiet watch stream sends a heartbeat. */
     WATCH_HEARTBEAT_MS: env.int(15_000, { min: 100, max: 3_600_000 }),
-    /** The deadline of a call that arrives without one (watch streams get none). */
+    /** The deadline of a unary call that arrives without one (streams get none). */
     DEFAULT_DEADLINE_MS: env.int(10_000, { min: 1, max: 3_600_000 }),
-    /** Longer deadlines are cut to this; watch streams are exempt. */
+    /** Longer unary deadlines are cut to this; streams are exempt. */
     MAX_DEADLINE_MS: env.int(60_000, { min: 1, max: 86_400_000 }),
     /** Kept back from the caller's remaining time when calling a neighbour. */
     DEADLINE_MARGIN_MS: env.int(10, { min: 0, max: 10_000 }),

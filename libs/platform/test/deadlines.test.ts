@@ -83,8 +83,6 @@ describe("normalizeDeadline", () => {
   it.each([
     ["application/json", "unary"],
     ["application/proto", "unary"],
-    ["application/connect+json", "client_streaming"],
-    ["application/connect+proto", "bidi_streaming"],
   ] as const)(
     "gives a %s %s call without a timeout the default, as connect-timeout-ms",
     (contentType, kind) => {
@@ -99,18 +97,19 @@ describe("normalizeDeadline", () => {
     expect(normalized({})).toEqual({ "connect-timeout-ms": "5000" });
   });
 
-  it("gives client and bidi streams over gRPC the default too", () => {
-    for (const kind of ["client_streaming", "bidi_streaming"] as const) {
-      expect(normalized({ "content-type": "application/grpc" }, kind)["grpc-timeout"]).toBe(
-        "5000m",
-      );
+  it("leaves every kind of stream without a timeout without one", () => {
+    for (const kind of ["server_streaming", "client_streaming", "bidi_streaming"] as const) {
+      for (const contentType of ["application/grpc", "application/connect+json"]) {
+        const headers = { "content-type": contentType };
+        expect(normalized(headers, kind)).toEqual(headers);
+      }
     }
   });
 
-  it("leaves a server stream without a timeout without one", () => {
-    for (const contentType of ["application/grpc", "application/connect+json"]) {
-      const headers = { "content-type": contentType };
-      expect(normalized(headers, "server_streaming")).toEqual(headers);
+  it("keeps a long timeout on a client or bidi stream (a long import, a cart session)", () => {
+    for (const kind of ["client_streaming", "bidi_streaming"] as const) {
+      const headers = { "content-type": "application/grpc", "grpc-timeout": "2H" };
+      expect(normalized(headers, kind)).toEqual(headers);
     }
   });
 
