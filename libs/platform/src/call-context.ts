@@ -41,20 +41,20 @@ export function bindCallContext(): Interceptor {
       if (!res.stream) return res;
       // A streaming handler's body runs when the response is read, outside
       // this scope, so each step is put back into it.
-      const messages = res.message;
-      return {
-        ...res,
-        message: {
-          [Symbol.asyncIterator]() {
-            const it = messages[Symbol.asyncIterator]();
-            return {
-              next: () => calls.run(call, () => it.next()),
-              return: (value?: unknown) =>
-                calls.run(call, () => it.return?.(value) ?? Promise.resolve({ done: true, value })),
-            } as AsyncIterator<typeof res.message extends AsyncIterable<infer T> ? T : never>;
-          },
-        },
-      };
+      return { ...res, message: stepInCall(call, res.message) };
     });
   };
+}
+
+async function* stepInCall<T>(call: HandlerContext, messages: AsyncIterable<T>): AsyncGenerator<T> {
+  const iterator = messages[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const step = await calls.run(call, () => iterator.next());
+      if (step.done) return;
+      yield step.value;
+    }
+  } finally {
+    await calls.run(call, async () => iterator.return?.());
+  }
 }
