@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { type FieldViolation, InvalidArgumentError } from "@meridian/platform";
+import { checkId, type FieldViolation, InvalidArgumentError } from "@meridian/platform";
 import { MoneySchema } from "@meridian/proto/meridian/common/v1/common_pb";
 import {
   type CartItem,
@@ -18,16 +18,6 @@ import { catalog, catalogCurrency } from "./catalog.js";
 
 export const maxLineItems = 100;
 export const maxQuantity = 1000;
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function validateId(id: string, field: string, what: string): string {
-  if (id === "") throw InvalidArgumentError.field(field, "must not be empty");
-  if (!uuidPattern.test(id)) {
-    throw InvalidArgumentError.field(field, `must be ${what} (a UUID), got "${id.slice(0, 80)}"`);
-  }
-  return id.toLowerCase();
-}
 
 export interface OrderRequest {
   userId: string;
@@ -50,12 +40,7 @@ export function validateOrderRequest(req: {
   paymentToken: string;
 }): OrderRequest {
   const violations: FieldViolation[] = [];
-  let userId = req.userId;
-  try {
-    userId = validateId(req.userId, "user_id", "a user id");
-  } catch (error) {
-    violations.push(...(error as InvalidArgumentError).violations);
-  }
+  const userId = checkId(req.userId, "user_id", "a user id", violations);
   if (req.items.length === 0) violations.push({ field: "items", description: "must not be empty" });
   if (req.items.length > maxLineItems) {
     violations.push({

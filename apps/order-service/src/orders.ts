@@ -15,7 +15,12 @@
 
 import type { Client } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { FailedPreconditionError, type Logger, statusName } from "@meridian/platform";
+import {
+  callEndedCodes,
+  FailedPreconditionError,
+  type Logger,
+  statusName,
+} from "@meridian/platform";
 import { type Order, OrderStatus } from "@meridian/proto/meridian/order/v1/order_pb";
 import {
   type Payment,
@@ -25,9 +30,6 @@ import {
 import type { UserService } from "@meridian/proto/meridian/user/v1/user_pb";
 import { chargeKey, fingerprint, type OrderRequest, priceItems, refundKey } from "./domain.js";
 import type { OrderRepository, StoredOrder } from "./repository.js";
-
-/** Failures after which nobody knows whether payment-service acted: retry to find out. */
-const unknownOutcome = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled]);
 
 export interface OrderWorkflowDeps {
   orders: OrderRepository;
@@ -138,7 +140,8 @@ export class OrderWorkflow {
         );
         return refused.order;
       }
-      if (!unknownOutcome.has(failure.code)) throw failure;
+      // Nobody knows whether payment-service acted: record that; a retry finds out.
+      if (!callEndedCodes.has(failure.code)) throw failure;
       const unconfirmed = await this.deps.orders.transition(
         order.id,
         order.status,

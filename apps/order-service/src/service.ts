@@ -15,10 +15,11 @@ import {
   principalOf,
   requireSelfOrAdmin,
   scopeToCaller,
+  validateId,
   watchResponses,
 } from "@meridian/platform";
 import { type OrderService, OrderStatus } from "@meridian/proto/meridian/order/v1/order_pb";
-import { Cart, validateId, validateOrderRequest } from "./domain.js";
+import { Cart, validateOrderRequest } from "./domain.js";
 import type { OrderWorkflow } from "./orders.js";
 import type { OrderRepository, StoredOrderEvent } from "./repository.js";
 

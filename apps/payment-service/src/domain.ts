@@ -4,7 +4,7 @@
  * "the same" for idempotency.
  */
 import { createHash } from "node:crypto";
-import { type FieldViolation, InvalidArgumentError } from "@meridian/platform";
+import { checkId, type FieldViolation, InvalidArgumentError, validateId } from "@meridian/platform";
 import type { Money } from "@meridian/proto/meridian/common/v1/common_pb";
 import { PaymentStatus } from "@meridian/proto/meridian/payment/v1/payment_pb";
 import { paymentTokenPattern } from "./processor.js";
@@ -43,32 +43,7 @@ export const maxAmountMinorUnits = 100_000_000n;
 export const maxIdempotencyKeyLength = 255;
 export const maxRefundReasonLength = 500;
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const currencyPattern = /^[A-Z]{3}$/;
-
-export function isUuid(value: string): boolean {
-  return uuidPattern.test(value);
-}
-
-function checkId(
-  value: string,
-  field: string,
-  what: string,
-  violations: FieldViolation[],
-  required = true,
-): string {
-  if (value === "") {
-    if (required) violations.push({ field, description: "must not be empty" });
-    return "";
-  }
-  if (!uuidPattern.test(value)) {
-    violations.push({
-      field,
-      description: `must be ${what} id (a UUID), got "${value.slice(0, 80)}"`,
-    });
-  }
-  return value.toLowerCase();
-}
 
 function checkAmount(
   money: Money | undefined,
@@ -142,8 +117,8 @@ interface ChargeInput {
 export function validateCharge(input: ChargeInput): NewCharge {
   const violations: FieldViolation[] = [];
   const charge = {
-    orderId: checkId(input.orderId, "order_id", "an order", violations),
-    userId: checkId(input.userId, "user_id", "a user", violations),
+    orderId: checkId(input.orderId, "order_id", "an order id", violations),
+    userId: checkId(input.userId, "user_id", "a user id", violations),
     amount: checkAmount(input.amount, "amount", violations),
     paymentToken: checkPaymentToken(input.paymentToken, violations),
     idempotencyKey: checkIdempotencyKey(input.idempotencyKey, violations),
@@ -164,7 +139,7 @@ interface RefundInput {
 /** A refund request, validated; every problem is reported at once. */
 export function validateRefund(input: RefundInput): NewRefund {
   const violations: FieldViolation[] = [];
-  const paymentId = checkId(input.paymentId, "payment_id", "a payment", violations);
+  const paymentId = checkId(input.paymentId, "payment_id", "a payment id", violations);
   const amount =
     input.amount === undefined ? undefined : checkAmount(input.amount, "amount", violations);
   const idempotencyKey = checkIdempotencyKey(input.idempotencyKey, violations);
@@ -182,10 +157,7 @@ export function validateRefund(input: RefundInput): NewRefund {
 }
 
 export function validatePaymentId(id: string, field = "id"): string {
-  const violations: FieldViolation[] = [];
-  const valid = checkId(id, field, "a payment", violations);
-  if (violations.length > 0) throw new InvalidArgumentError(violations);
-  return valid;
+  return validateId(id, field, "a payment id");
 }
 
 const knownStatuses = new Set(
@@ -201,8 +173,8 @@ export function validateFilter(input: {
   const violations: FieldViolation[] = [];
   const status = input.status ?? PaymentStatus.UNSPECIFIED;
   const filter = {
-    orderId: checkId(input.orderId, "order_id", "an order", violations, false),
-    userId: checkId(input.userId, "user_id", "a user", violations, false),
+    orderId: checkId(input.orderId, "order_id", "an order id", violations, false),
+    userId: checkId(input.userId, "user_id", "a user id", violations, false),
     status,
   };
   if (!knownStatuses.has(status)) {

@@ -4,6 +4,7 @@ import {
   type EventFeed,
   encodePageToken,
   isAdmin,
+  isUuid,
   PermissionDeniedError,
   type Principal,
   pagePosition,
@@ -17,7 +18,6 @@ import {
 import type { Payment, PaymentService } from "@meridian/proto/meridian/payment/v1/payment_pb";
 import {
   chargeFingerprint,
-  isUuid,
   refundFingerprint,
   validateCharge,
   validateFilter,

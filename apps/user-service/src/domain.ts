@@ -2,7 +2,7 @@
  * The user service's rules, independent of transport and storage: what a
  * valid user is, and which fields an update may touch.
  */
-import { type FieldViolation, InvalidArgumentError } from "@meridian/platform";
+import { type FieldViolation, InvalidArgumentError, validateId } from "@meridian/platform";
 
 export interface UserFields {
   email: string;
@@ -15,7 +15,6 @@ export type UserPatch = Partial<UserFields>;
 export const updatableFields = ["email", "name", "department"] as const;
 
 const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Emails are unique case-insensitively, so they are stored lower-cased. */
 export function normalizeEmail(email: string): string {
@@ -124,9 +123,5 @@ export function validatePatch(input: UserFields, maskPaths: readonly string[]): 
 }
 
 export function validateUserId(id: string, field = "id"): string {
-  if (id === "") throw InvalidArgumentError.field(field, "must not be empty");
-  if (!uuidPattern.test(id)) {
-    throw InvalidArgumentError.field(field, `must be a user id (a UUID), got "${id.slice(0, 80)}"`);
-  }
-  return id.toLowerCase();
+  return validateId(id, field, "a user id");
 }

@@ -14,7 +14,7 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import { toConnectError } from "./errors.js";
+import { callEndedCodes, toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 /** The caller's address ("ip:port"), set by the server for each request. */
@@ -127,12 +127,6 @@ export function observeCalls(logger: Logger): Interceptor {
   };
 }
 
-const callEndings: ReadonlySet<Code> = new Set([
-  Code.DeadlineExceeded,
-  Code.Canceled,
-  Code.Unavailable,
-]);
-
 /**
  * A handler gave up because its call ended (it threw the call signal's
  * reason): the reason when it says what happened (the deadline, a cancel,
@@ -142,7 +136,7 @@ const callEndings: ReadonlySet<Code> = new Set([
  * leaving, not a fault of this service.
  */
 function whyTheCallEnded(reason: unknown): ConnectError {
-  if (reason instanceof ConnectError && callEndings.has(reason.code)) return reason;
+  if (reason instanceof ConnectError && callEndedCodes.has(reason.code)) return reason;
   return new ConnectError("the caller went away", Code.Canceled, undefined, undefined, reason);
 }
 

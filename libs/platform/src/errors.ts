@@ -83,13 +83,15 @@ export class PermissionDeniedError extends DomainError {
 }
 
 /**
- * Codes of a neighbour's error that mean the same to our own caller: time ran
- * out, the call was cancelled, or a dependency is down (retry later). Any
- * other error a neighbour returns is ours to handle; if a handler lets it
- * escape, it is a bug in this service, so the caller sees INTERNAL and not
- * the neighbour's message and details.
+ * Codes that say a call ended without an answer: time ran out, it was
+ * cancelled, or the other side was unreachable. Whatever the call was
+ * doing may or may not have happened; a retry (idempotent) finds out.
  */
-const relayedNeighbourCodes = new Set([Code.DeadlineExceeded, Code.Canceled, Code.Unavailable]);
+export const callEndedCodes: ReadonlySet<Code> = new Set([
+  Code.DeadlineExceeded,
+  Code.Canceled,
+  Code.Unavailable,
+]);
 
 /**
  * The error a caller sees. ConnectErrors pass through; domain errors get
@@ -100,8 +102,11 @@ const relayedNeighbourCodes = new Set([Code.DeadlineExceeded, Code.Canceled, Cod
 export function toConnectError(error: unknown, onInternal: (error: unknown) => void): ConnectError {
   if (error instanceof ConnectError) {
     if (!error.isWireError) return error;
-    if (relayedNeighbourCodes.has(error.code))
-      return new ConnectError(error.rawMessage, error.code);
+    // A neighbour's call that ended without an answer means the same to our
+    // own caller. Any other neighbour error is ours to handle; if a handler
+    // lets it escape, it is a bug here, so the caller sees INTERNAL and not
+    // the neighbour's message and details.
+    if (callEndedCodes.has(error.code)) return new ConnectError(error.rawMessage, error.code);
     onInternal(error);
     return new ConnectError("internal error", Code.Internal);
   }

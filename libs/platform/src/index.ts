@@ -23,6 +23,7 @@ export { isDatabaseUnavailable, isUniqueViolation, sqlState } from "./database-e
 export { type DeadlinePolicy, normalizeDeadline, propagateDeadline } from "./deadlines.js";
 export {
   AlreadyExistsError,
+  callEndedCodes,
   DomainError,
   FailedPreconditionError,
   type FieldViolation,
@@ -45,6 +46,7 @@ export {
   watchResponses,
 } from "./event-feed.js";
 export { createHealthService, type HealthOptions } from "./health.js";
+export { checkId, isUuid, validateId } from "./ids.js";
 export { runService, runUntilSignalled, type ServiceMain } from "./lifecycle.js";
 export { createLogger, flushLogs, type Logger, type LogLevel, logLevels } from "./logger.js";
 export {
