@@ -3,7 +3,7 @@
  * requests into workflow and repository calls, and results into responses.
  */
 
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   decodePageToken,
   type EventFeed,
@@ -48,12 +48,7 @@ export function createOrderService({
     },
 
     async listOrders(req, context) {
-      const userId = scopeToCaller(
-        context,
-        req.userId === "" ? "" : validateId(req.userId, "user_id", "a user id"),
-        "list the orders",
-      );
-      const status = validateStatusFilter(req.status);
+      const { userId, status } = orderFilter(context, req, "list the orders");
       const limit = parsePageSize(req.pageSize);
       const filter = `${userId}/${status}`;
       const after = decodePageToken(req.pageToken, filter);
@@ -78,12 +73,7 @@ export function createOrderService({
     },
 
     async *watchOrders(req, context) {
-      const userId = scopeToCaller(
-        context,
-        req.userId === "" ? "" : validateId(req.userId, "user_id", "a user id"),
-        "watch the orders",
-      );
-      const status = validateStatusFilter(req.status);
+      const { userId, status } = orderFilter(context, req, "watch the orders");
       const after = parseResumeCursor(req.resumeCursor);
       yield* watchResponses(
         feed.watch({
@@ -116,9 +106,19 @@ export function createOrderService({
   };
 }
 
-function validateStatusFilter(status: OrderStatus): OrderStatus {
-  if (OrderStatus[status] === undefined) {
-    throw InvalidArgumentError.field("status", `is not a known order status: ${status}`);
+/**
+ * The user and status a List or Watch covers: customers only their own
+ * orders, admins anyone's (or everyone's).
+ */
+function orderFilter(
+  context: HandlerContext,
+  req: { userId: string; status: OrderStatus },
+  what: string,
+): { userId: string; status: OrderStatus } {
+  const requested = req.userId === "" ? "" : validateId(req.userId, "user_id", "a user id");
+  const userId = scopeToCaller(context, requested, what);
+  if (OrderStatus[req.status] === undefined) {
+    throw InvalidArgumentError.field("status", `is not a known order status: ${req.status}`);
   }
-  return status;
+  return { userId, status: req.status };
 }
