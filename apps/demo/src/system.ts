@@ -8,17 +8,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, openSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { generateSigningJwk } from "@meridian/platform";
-import {
-  Health,
-  HealthCheckResponse_ServingStatus,
-} from "@meridian/proto/grpc/health/v1/health_pb";
+import { createHealthProbe, ensureSigningKeyFile } from "@meridian/platform";
 
 export const serviceNames = ["user-service", "payment-service", "order-service"] as const;
 export type ServiceName = (typeof serviceNames)[number];
@@ -54,19 +48,14 @@ export interface RunningSystem {
 /**
  * The signing keys of the services that sign tokens, generated on first run
  * and kept (readable by the owner only) so that tokens survive restarts.
- * Production supplies them as configuration instead (AUTH_SIGNING_KEY).
+ * Production supplies them as configuration instead (AUTH_SIGNING_KEY or
+ * AUTH_SIGNING_KEY_FILE).
  */
 export async function ensureSigningKeys(dir: string): Promise<Record<"user" | "order", string>> {
-  await mkdir(dir, { recursive: true });
-  const keys = { user: "", order: "" };
-  for (const name of ["user", "order"] as const) {
-    const file = path.join(dir, `${name}-service.jwk.json`);
-    if (!existsSync(file)) {
-      await writeFile(file, JSON.stringify(await generateSigningJwk()), { mode: 0o600 });
-    }
-    keys[name] = await readFile(file, "utf8");
-  }
-  return keys;
+  return {
+    user: await ensureSigningKeyFile(path.join(dir, "user-service.jwk.json")),
+    order: await ensureSigningKeyFile(path.join(dir, "order-service.jwk.json")),
+  };
 }
 
 export async function startSystem(options: SystemOptions): Promise<RunningSystem> {
@@ -166,7 +155,7 @@ async function waitUntilServing(
   log: string,
   timeoutMs = 120_000,
 ): Promise<void> {
-  const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
+  const probe = createHealthProbe(url);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -176,8 +165,7 @@ async function waitUntilServing(
       );
     }
     try {
-      const { status } = await health.check({}, { timeoutMs: 1000 });
-      if (status === HealthCheckResponse_ServingStatus.SERVING) return;
+      if ((await probe(1000)) === "SERVING") return;
     } catch {
       // Not listening yet.
     }

@@ -1,7 +1,8 @@
-import { loadConfig, neighbourUrl, serviceConfig } from "@meridian/platform";
+import { loadConfig, neighbourUrl, serviceConfig, signingKeyConfig } from "@meridian/platform";
 
 export const orderServiceConfig = {
   ...serviceConfig({ port: 50052, dataDir: ".data/order-service" }),
+  ...signingKeyConfig(),
   /** user-service: checked for the ordering user; its keys verify user tokens. */
   USER_SERVICE_URL: neighbourUrl("http://127.0.0.1:50051"),
   /** payment-service: charges and refunds. */

@@ -1,10 +1,10 @@
 import { runService } from "@meridian/platform";
 import { startOrderService } from "./app.js";
-import { loadOrderServiceConfig } from "./config.js";
+import { orderServiceConfig } from "./config.js";
 
 await runService({
   name: "order-service",
-  loadConfig: () => loadOrderServiceConfig(),
+  config: orderServiceConfig,
   logLevel: (config) => config.LOG_LEVEL,
   start: startOrderService,
 });

@@ -1,10 +1,10 @@
 import { runService } from "@meridian/platform";
 import { startPaymentService } from "./app.js";
-import { loadPaymentServiceConfig } from "./config.js";
+import { paymentServiceConfig } from "./config.js";
 
 await runService({
   name: "payment-service",
-  loadConfig: () => loadPaymentServiceConfig(),
+  config: paymentServiceConfig,
   logLevel: (config) => config.LOG_LEVEL,
   start: startPaymentService,
 });

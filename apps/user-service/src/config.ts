@@ -1,7 +1,8 @@
-import { env, loadConfig, serviceConfig } from "@meridian/platform";
+import { env, loadConfig, serviceConfig, signingKeyConfig } from "@meridian/platform";
 
 export const userServiceConfig = {
   ...serviceConfig({ port: 50051, dataDir: ".data/user-service" }),
+  ...signingKeyConfig(),
   /** How long an access token from Authenticate is valid. */
   ACCESS_TOKEN_TTL_SECONDS: env.int(3600, { min: 60, max: 7 * 24 * 3600 }),
   /**

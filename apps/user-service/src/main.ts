@@ -1,10 +1,10 @@
 import { runService } from "@meridian/platform";
 import { startUserService } from "./app.js";
-import { loadUserServiceConfig } from "./config.js";
+import { userServiceConfig } from "./config.js";
 
 await runService({
   name: "user-service",
-  loadConfig: () => loadUserServiceConfig(),
+  config: userServiceConfig,
   logLevel: (config) => config.LOG_LEVEL,
   start: startUserService,
 });

@@ -37,6 +37,33 @@ export function loadConfig<S extends Record<string, EnvField<unknown>>>(
   return Object.freeze(config) as { readonly [K in keyof S]: ReturnType<S[K]> };
 }
 
+/** One variable a service reads, for `--help` and `--config-schema`. */
+export interface ConfigVariable {
+  name: string;
+  /** Set when the variable has no default and the service will not start without it. */
+  required: boolean;
+  /** The value used when it is unset, as it would be written in the environment. */
+  default?: string;
+}
+
+/**
+ * What a schema reads, found by asking each field for its value when unset:
+ * a field that throws is required, one that returns undefined is optional.
+ */
+export function describeConfig(schema: Record<string, EnvField<unknown>>): ConfigVariable[] {
+  return Object.entries(schema).map(([name, field]) => {
+    let fallback: unknown;
+    try {
+      fallback = field(name, undefined);
+    } catch {
+      return { name, required: true };
+    }
+    return fallback === undefined
+      ? { name, required: false }
+      : { name, required: false, default: String(fallback) };
+  });
+}
+
 function required<T>(name: string, fallback: T | undefined): T {
   if (fallback === undefined) throw new Error(`${name} is required but not set`);
   return fallback;
@@ -67,7 +94,7 @@ export const env = {
   },
 
   /** A TCP port; 0 asks the operating system for a free one (tests use it). */
-  port(fallback: number): EnvField<number> {
+  port(fallback?: number): EnvField<number> {
     return env.int(fallback, { min: 0, max: 65535 });
   },
 

@@ -11,7 +11,14 @@ export {
 } from "./auth.js";
 export { bindCallContext, currentCall, handlerContextKey, runInCall } from "./call-context.js";
 export { observeCalls, peerAddressKey, statusName } from "./call-observer.js";
-export { ConfigError, type EnvField, env, loadConfig } from "./config.js";
+export {
+  ConfigError,
+  type ConfigVariable,
+  describeConfig,
+  type EnvField,
+  env,
+  loadConfig,
+} from "./config.js";
 export {
   type Database,
   type DatabaseOptions,
@@ -46,6 +53,7 @@ export {
   watchResponses,
 } from "./event-feed.js";
 export { createHealthService, type HealthOptions } from "./health.js";
+export { createHealthProbe, type ServingStatusName } from "./health-probe.js";
 export { checkId, isUuid, validateId } from "./ids.js";
 export { runService, runUntilSignalled, type ServiceMain } from "./lifecycle.js";
 export { createLogger, flushLogs, type Logger, type LogLevel, logLevels } from "./logger.js";
@@ -66,9 +74,15 @@ export {
   parsePageSize,
 } from "./paging.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";
-export { neighbourUrl, resolveSigningKey, serviceConfig } from "./service-config.js";
+export {
+  neighbourUrl,
+  resolveSigningKey,
+  serviceConfig,
+  signingKeyConfig,
+} from "./service-config.js";
 export { type RunningService, type ServeOptions, ServiceRuntime } from "./service-runtime.js";
 export {
+  ensureSigningKeyFile,
   generateSigningJwk,
   importSigningKey,
   jwksDocument,

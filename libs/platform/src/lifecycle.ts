@@ -1,4 +1,4 @@
-import { ConfigError } from "./config.js";
+import { ConfigError, describeConfig, type EnvField, loadConfig } from "./config.js";
 import { createLogger, flushLogs, type Logger, type LogLevel } from "./logger.js";
 
 /**
@@ -33,11 +33,19 @@ export function runUntilSignalled(stop: () => Promise<void>, logger: Logger): vo
   process.on("SIGINT", onSignal);
 }
 
-export interface ServiceMain<C> {
+type ConfigSchema = Record<string, EnvField<unknown>>;
+type ConfigOf<S extends ConfigSchema> = ReturnType<typeof loadConfig<S>>;
+
+export interface ServiceMain<S extends ConfigSchema> {
   name: string;
-  loadConfig: () => C;
-  logLevel: (config: C) => LogLevel;
-  start: (config: C, logger: Logger) => Promise<{ stop: () => Promise<void> }>;
+  /** The environment variables the service reads (its config schema). */
+  config: S;
+  logLevel: (config: ConfigOf<S>) => LogLevel;
+  start: (config: ConfigOf<S>, logger: Logger) => Promise<{ stop: () => Promise<void> }>;
+  /** Defaults to process.env (tests pass their own). */
+  env?: Record<string, string | undefined>;
+  /** Defaults to process.argv. */
+  argv?: readonly string[];
 }
 
 /**
@@ -45,11 +53,37 @@ export interface ServiceMain<C> {
  * start, and run until signalled. Bad configuration (including what is only
  * found at start-up, such as a malformed key) exits 2 with every problem
  * named, before anything listens.
+ *
+ * `--help` lists the environment variables the service reads, with their
+ * defaults; `--config-schema` prints the same as JSON, for tools (the
+ * compose test checks docker-compose.yml against it).
  */
-export async function runService<C>({ name, loadConfig, logLevel, start }: ServiceMain<C>) {
-  let config: C;
+export async function runService<S extends ConfigSchema>({
+  name,
+  config: schema,
+  logLevel,
+  start,
+  env = process.env,
+  argv = process.argv,
+}: ServiceMain<S>) {
+  const variables = describeConfig(schema);
+  if (argv.includes("--config-schema")) {
+    process.stdout.write(`${JSON.stringify(variables, null, 2)}\n`);
+    return;
+  }
+  if (argv.includes("--help")) {
+    const lines = [`${name}: configured only by environment variables`, ""];
+    const width = Math.max(...variables.map((v) => v.name.length)) + 2;
+    for (const v of variables) {
+      const note = v.required ? "required" : v.default === undefined ? "optional" : v.default;
+      lines.push(`  ${v.name.padEnd(width)}${note}`);
+    }
+    process.stdout.write(`${lines.join("\n")}\n`);
+    return;
+  }
+  let config: ConfigOf<S>;
   try {
-    config = loadConfig();
+    config = loadConfig(schema, env);
   } catch (error) {
     exitOnConfigError(name, error);
   }

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { ConfigError, type EnvField, env } from "./config.js";
 import { type Logger, type LogLevel, logLevels } from "./logger.js";
 import { importSigningKey, loadOrCreateDevelopmentKey, type SigningKey } from "./tokens.js";
@@ -31,14 +32,22 @@ export function serviceConfig(defaults: { port: number; dataDir: string }) {
     MAX_DEADLINE_MS: env.int(60_000, { min: 1, max: 86_400_000 }),
     /** Kept back from the caller's remaining time when calling a neighbour. */
     DEADLINE_MARGIN_MS: env.int(10, { min: 0, max: 10_000 }),
+    /** "production" makes a signing service's AUTH_SIGNING_KEY (or _FILE) mandatory. */
+    NODE_ENV: env.string("development"),
+  };
+}
+
+/** What a service that signs tokens (user-service, order-service) adds to its schema. */
+export function signingKeyConfig() {
+  return {
     /**
      * This service's Ed25519 private key, as a JWK (JSON), for the tokens it
      * signs. Required in production; unset elsewhere, a development key is
      * generated on first run and kept in DATA_DIR.
      */
     AUTH_SIGNING_KEY: env.optionalString(),
-    /** "production" makes AUTH_SIGNING_KEY mandatory. */
-    NODE_ENV: env.string("development"),
+    /** A file holding that key instead (a mounted secret); set one or the other. */
+    AUTH_SIGNING_KEY_FILE: env.optionalString(),
   };
 }
 
@@ -60,24 +69,48 @@ export function neighbourUrl(fallback: string): EnvField<string> {
 }
 
 /**
- * The key this service signs tokens with: AUTH_SIGNING_KEY when set; in
- * development a key generated on first run and kept in DATA_DIR; in
- * production, without AUTH_SIGNING_KEY, a ConfigError.
+ * The key this service signs tokens with: AUTH_SIGNING_KEY, or the file
+ * AUTH_SIGNING_KEY_FILE names; in development, without either, a key
+ * generated on first run and kept in DATA_DIR; in production a ConfigError.
  */
 export async function resolveSigningKey(
-  config: { AUTH_SIGNING_KEY?: string; NODE_ENV: string; DATA_DIR: string },
+  config: {
+    AUTH_SIGNING_KEY?: string;
+    AUTH_SIGNING_KEY_FILE?: string;
+    NODE_ENV: string;
+    DATA_DIR: string;
+  },
   logger: Logger,
 ): Promise<SigningKey> {
-  if (config.AUTH_SIGNING_KEY !== undefined) {
+  const { AUTH_SIGNING_KEY: value, AUTH_SIGNING_KEY_FILE: file } = config;
+  if (value !== undefined && file !== undefined) {
+    throw new ConfigError(["set AUTH_SIGNING_KEY or AUTH_SIGNING_KEY_FILE, not both"]);
+  }
+  if (file !== undefined) {
+    let text: string;
     try {
-      return await importSigningKey(config.AUTH_SIGNING_KEY);
+      text = await readFile(file, "utf8");
+    } catch (error) {
+      throw new ConfigError([
+        `AUTH_SIGNING_KEY_FILE ${file} cannot be read: ${(error as Error).message}`,
+      ]);
+    }
+    try {
+      return await importSigningKey(text);
+    } catch (error) {
+      throw new ConfigError([`AUTH_SIGNING_KEY_FILE ${file} ${(error as Error).message}`]);
+    }
+  }
+  if (value !== undefined) {
+    try {
+      return await importSigningKey(value);
     } catch (error) {
       throw new ConfigError([`AUTH_SIGNING_KEY ${(error as Error).message}`]);
     }
   }
   if (config.NODE_ENV === "production") {
     throw new ConfigError([
-      "AUTH_SIGNING_KEY is required when NODE_ENV=production (an Ed25519 private key as a JWK; `npm run keygen` prints one)",
+      "AUTH_SIGNING_KEY or AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production (an Ed25519 private key as a JWK; `npm run keygen` prints one)",
     ]);
   }
   let key: SigningKey;

@@ -15,7 +15,7 @@
  * same token on every call pays for it once.
  */
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -106,17 +106,34 @@ export async function importSigningKey(json: string): Promise<SigningKey> {
  * restart. Production sets AUTH_SIGNING_KEY instead (see service-config.ts).
  */
 export async function loadOrCreateDevelopmentKey(dataDir: string): Promise<SigningKey> {
-  const file = path.join(dataDir, "dev-signing-key.jwk.json");
+  return importSigningKey(
+    await ensureSigningKeyFile(path.join(dataDir, "dev-signing-key.jwk.json")),
+  );
+}
+
+/**
+ * The private JWK kept in `file`, generated first when the file does not
+ * exist (readable by its owner only, written whole or not at all), so a key
+ * outlives restarts. Returns the file's text.
+ */
+export async function ensureSigningKeyFile(file: string): Promise<string> {
   try {
-    return await importSigningKey(await readFile(file, "utf8"));
+    return await readFile(file, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true });
   const temporary = `${file}.${process.pid}.tmp`;
   await writeFile(temporary, JSON.stringify(await generateSigningJwk()), { mode: 0o600 });
-  await rename(temporary, file);
-  return importSigningKey(await readFile(file, "utf8"));
+  try {
+    // link, unlike rename, never replaces: of two processes racing, one key wins for both.
+    await link(temporary, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } finally {
+    await rm(temporary, { force: true });
+  }
+  return readFile(file, "utf8");
 }
 
 /** The JWKS document a service publishes. */

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
-import { ConfigError, env, loadConfig } from "../src/config.js";
+import { ConfigError, describeConfig, env } from "../src/config.js";
 import { runService } from "../src/lifecycle.js";
 import { resolveSigningKey } from "../src/service-config.js";
 
@@ -48,14 +48,8 @@ describe("runService", () => {
     const start = vi.fn();
     const run = runService({
       name: "svc",
-      loadConfig: () =>
-        loadConfig(
-          { PORT: env.port(1), LOG_LEVEL: env.oneOf(["info"], "info") },
-          {
-            PORT: "http",
-            LOG_LEVEL: "loud",
-          },
-        ),
+      config: { PORT: env.port(1), LOG_LEVEL: env.oneOf(["info"], "info") },
+      env: { PORT: "http", LOG_LEVEL: "loud" },
       logLevel: () => "silent",
       start,
     });
@@ -75,7 +69,8 @@ describe("runService", () => {
     try {
       const run = runService({
         name: "svc",
-        loadConfig: () => ({ NODE_ENV: "production", DATA_DIR: dataDir }),
+        config: { NODE_ENV: env.string("production"), DATA_DIR: env.string(dataDir) },
+        env: {},
         logLevel: () => "silent",
         start: async (config, logger) => {
           await resolveSigningKey(config, logger);
@@ -84,7 +79,7 @@ describe("runService", () => {
       });
       await expect(run).rejects.toEqual(new Exited(2));
       expect(String(consoleError.mock.calls[0]?.[0])).toMatch(
-        /^svc: Invalid configuration:\n {2}- AUTH_SIGNING_KEY is required when NODE_ENV=production/,
+        /^svc: Invalid configuration:\n {2}- AUTH_SIGNING_KEY or AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production/,
       );
       expect(added("SIGTERM")).toEqual([]);
     } finally {
@@ -97,39 +92,72 @@ describe("runService", () => {
     await expect(
       runService({
         name: "svc",
-        loadConfig: () => ({}),
+        config: {},
+        env: {},
         logLevel: () => "silent",
         start: async () => {
           throw bug;
         },
       }),
     ).rejects.toBe(bug);
-    const loadBug = new TypeError("cannot read properties of undefined");
-    await expect(
-      runService({
-        name: "svc",
-        loadConfig: () => {
-          throw loadBug;
-        },
-        logLevel: () => "silent",
-        start: vi.fn(),
-      }),
-    ).rejects.toBe(loadBug);
     expect(exit).not.toHaveBeenCalled();
   });
 
+  describe("describes its configuration instead of starting", () => {
+    const schema = {
+      PORT: env.port(50051),
+      DATABASE_URL: env.postgresUrl(),
+      SECRET: env.string(),
+    };
+    const run = async (flag: string) => {
+      const write = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+      const start = vi.fn();
+      await runService({
+        name: "svc",
+        config: schema,
+        env: { PORT: "not read" },
+        argv: ["node", "main.js", flag],
+        logLevel: () => "silent",
+        start,
+      });
+      expect(start).not.toHaveBeenCalled();
+      expect(exit).not.toHaveBeenCalled();
+      return write.mock.calls.map(([chunk]) => String(chunk)).join("");
+    };
+
+    it("--config-schema prints every variable as JSON: required, optional or its default", async () => {
+      const expected = [
+        { name: "PORT", required: false, default: "50051" },
+        { name: "DATABASE_URL", required: false },
+        { name: "SECRET", required: true },
+      ];
+      expect(describeConfig(schema)).toEqual(expected);
+      expect(JSON.parse(await run("--config-schema"))).toEqual(expected);
+    });
+
+    it("--help lists them for a person", async () => {
+      const lines = (await run("--help")).trimEnd().split("\n");
+      expect(lines[0]).toBe("svc: configured only by environment variables");
+      expect(lines.slice(2).map((l) => l.trim().split(/\s+/))).toEqual([
+        ["PORT", "50051"],
+        ["DATABASE_URL", "optional"],
+        ["SECRET", "required"],
+      ]);
+    });
+  });
+
   it("starts with the loaded configuration and a logger at its level", async () => {
-    const config = { PORT: 1 };
     const start = vi.fn(async () => ({ stop: async () => {} }));
     await runService({
       name: "svc",
-      loadConfig: () => config,
+      config: { PORT: env.port(1), HOST: env.string("127.0.0.1") },
+      env: { HOST: "0.0.0.0" },
       logLevel: () => "silent",
       start,
     });
     expect(start).toHaveBeenCalledTimes(1);
     const [given, logger] = start.mock.calls[0] as unknown as [unknown, { level: string }];
-    expect(given).toBe(config);
+    expect(given).toEqual({ PORT: 1, HOST: "0.0.0.0" });
     expect(logger.level).toBe("silent");
     expect(added("SIGTERM")).toHaveLength(1);
     expect(added("SIGINT")).toHaveLength(1);
@@ -147,7 +175,8 @@ describe("runService", () => {
     const running = async (stop: () => Promise<void>) => {
       await runService({
         name: "svc",
-        loadConfig: () => ({}),
+        config: {},
+        env: {},
         logLevel: () => "silent",
         start: async () => ({ stop }),
       });

@@ -2,13 +2,13 @@
  * resolveSigningKey: the configured key, a development key kept in
  * DATA_DIR, or a configuration error an operator can act on.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { captureLogs } from "@meridian/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
-import { resolveSigningKey, serviceConfig } from "../src/service-config.js";
+import { resolveSigningKey, serviceConfig, signingKeyConfig } from "../src/service-config.js";
 import { generateSigningJwk, TokenSigner, TokenVerifier } from "../src/tokens.js";
 
 describe("resolveSigningKey", () => {
@@ -43,11 +43,47 @@ describe("resolveSigningKey", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).problems).toHaveLength(1);
     expect((error as ConfigError).problems[0]).toMatch(
-      /^AUTH_SIGNING_KEY is required when NODE_ENV=production/,
+      /^AUTH_SIGNING_KEY or AUTH_SIGNING_KEY_FILE is required when NODE_ENV=production/,
     );
     await expect(readFile(path.join(dir, "prod", "dev-signing-key.jwk.json"))).rejects.toThrow(
       /ENOENT/,
     );
+  });
+
+  it("reads the key from AUTH_SIGNING_KEY_FILE, and names the file when it cannot", async () => {
+    const jwk = await generateSigningJwk();
+    const file = path.join(dir, "mounted.jwk.json");
+    await writeFile(file, JSON.stringify(jwk));
+    const { logger } = captureLogs();
+    const key = await resolveSigningKey(
+      { AUTH_SIGNING_KEY_FILE: file, NODE_ENV: "production", DATA_DIR: dir },
+      logger,
+    );
+    expect(key.kid).toBe(jwk.kid);
+
+    const problems = async (config: Parameters<typeof resolveSigningKey>[0]) => {
+      const error = await resolveSigningKey(config, logger).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as ConfigError).problems;
+    };
+    const missing = path.join(dir, "absent.jwk.json");
+    expect(
+      await problems({ AUTH_SIGNING_KEY_FILE: missing, NODE_ENV: "production", DATA_DIR: dir }),
+    ).toEqual([
+      expect.stringMatching(/^AUTH_SIGNING_KEY_FILE .*absent\.jwk\.json cannot be read: ENOENT/),
+    ]);
+    await writeFile(file, "{oops");
+    expect(
+      await problems({ AUTH_SIGNING_KEY_FILE: file, NODE_ENV: "production", DATA_DIR: dir }),
+    ).toEqual([expect.stringContaining("mounted.jwk.json is not JSON")]);
+    expect(
+      await problems({
+        AUTH_SIGNING_KEY: JSON.stringify(jwk),
+        AUTH_SIGNING_KEY_FILE: file,
+        NODE_ENV: "production",
+        DATA_DIR: dir,
+      }),
+    ).toEqual(["set AUTH_SIGNING_KEY or AUTH_SIGNING_KEY_FILE, not both"]);
   });
 
   it.each([
@@ -96,9 +132,16 @@ describe("resolveSigningKey", () => {
     expect(await verifier.verify(token)).toEqual({ kind: "service", service: "svc" });
   });
 
+  it("is configured only by the services that sign", () => {
+    expect(loadConfig(signingKeyConfig(), {})).toEqual({
+      AUTH_SIGNING_KEY: undefined,
+      AUTH_SIGNING_KEY_FILE: undefined,
+    });
+  });
+
   it("reads its settings from the service configuration", () => {
     const config = loadConfig(serviceConfig({ port: 1, dataDir: ".data/x" }), {});
-    expect(config.AUTH_SIGNING_KEY).toBeUndefined();
+    expect(Object.keys(config)).not.toContain("AUTH_SIGNING_KEY");
     expect(config.NODE_ENV).toBe("development");
     expect(config.DEFAULT_DEADLINE_MS).toBe(10_000);
     expect(config.MAX_DEADLINE_MS).toBe(60_000);
