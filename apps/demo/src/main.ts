@@ -5,6 +5,8 @@
  *   npm run demo                  build, run the scenario, keep the system up
  *   npm run demo -- --exit        run the scenario, then stop
  *   npm run demo -- --no-build    use the services as last built
+ *   npm run demo -- --without order-service
+ *                                 run the other services only, for `nx serve order-service`
  *
  * Data (PGlite databases, development signing keys, logs) lives under
  * .data/demo; delete it for a fresh start.
@@ -13,12 +15,13 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runScenario, tryItYourself } from "./scenario.js";
-import { type ServiceName, startSystem } from "./system.js";
+import { type ServiceName, serviceNames, startSystem } from "./system.js";
 
 const { values: flags } = parseArgs({
   options: {
     exit: { type: "boolean", default: false },
     "no-build": { type: "boolean", default: false },
+    without: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -26,10 +29,23 @@ if (flags.help) {
   console.log(
     "usage: npm run demo [-- --exit] [-- --no-build]\n" +
       "  --exit      stop after the scenario instead of running until Ctrl-C\n" +
-      "  --no-build  use the services as last built",
+      "  --no-build  use the services as last built\n" +
+      "  --without <service>  leave a service out (run it yourself with nx serve); no scenario",
   );
   process.exit(0);
 }
+
+const isService = (name: string): name is ServiceName =>
+  (serviceNames as readonly string[]).includes(name);
+const without: ServiceName[] = [];
+for (const name of flags.without ?? []) {
+  if (!isService(name)) {
+    console.error(`--without ${name}: not a service (${serviceNames.join(", ")})`);
+    process.exit(2);
+  }
+  without.push(name);
+}
+const services = serviceNames.filter((name) => !without.includes(name));
 
 const root = path.resolve(import.meta.dirname, "../../..");
 
@@ -56,15 +72,20 @@ const ports: Record<ServiceName, number> = {
 };
 const admin = { email: "admin@meridian.example", password: "meridian-admin" };
 
-console.log(
-  "Starting user-service :50051, order-service :50052 and payment-service :50053 on PGlite…",
-);
+const listing = services.map((name) => `${name} :${ports[name]}`).join(", ");
+console.log(`Starting ${listing} on PGlite…`);
 console.log(
   `(service logs: ${path.relative(process.cwd(), path.join(dataDir, "logs"))}/<service>.log)`,
 );
 const started = performance.now();
-const system = await startSystem({ dataDir, logDir: path.join(dataDir, "logs"), ports, admin });
-console.log(`All three are SERVING after ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+const system = await startSystem({
+  dataDir,
+  logDir: path.join(dataDir, "logs"),
+  ports,
+  admin,
+  services,
+});
+console.log(`SERVING after ${((performance.now() - started) / 1000).toFixed(1)} s.`);
 
 let stopping = false;
 const stop = async (code: number) => {
@@ -77,18 +98,31 @@ const stop = async (code: number) => {
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
 
-try {
-  const result = await runScenario({ urls: system.urls, print: (line) => console.log(line) });
-  console.log("");
-  if (flags.exit) {
-    console.log("Scenario complete.");
-    await stop(0);
-  } else {
-    for (const line of tryItYourself(system.urls, result)) console.log(line);
-    console.log(`\nAdmin: ${admin.email} / ${admin.password}`);
+if (without.length > 0) {
+  // The scenario needs every service; the developer runs the missing ones.
+  for (const name of without) {
+    console.log(`\n${name} is yours to run on port ${ports[name]}; its neighbours are up:`);
+    console.log(`  npx nx serve ${name}`);
   }
-} catch (error) {
-  console.error(`\nThe demo failed: ${error instanceof Error ? error.message : String(error)}`);
-  console.error(`Service logs are in ${path.join(dataDir, "logs")}.`);
-  await stop(1);
+  console.log("\nCtrl-C stops the services the demo started.");
+} else {
+  await tellTheStory();
+}
+
+async function tellTheStory() {
+  try {
+    const result = await runScenario({ urls: system.urls, print: (line) => console.log(line) });
+    console.log("");
+    if (flags.exit) {
+      console.log("Scenario complete.");
+      await stop(0);
+    } else {
+      for (const line of tryItYourself(system.urls, result)) console.log(line);
+      console.log(`\nAdmin: ${admin.email} / ${admin.password}`);
+    }
+  } catch (error) {
+    console.error(`\nThe demo failed: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`Service logs are in ${path.join(dataDir, "logs")}.`);
+    await stop(1);
+  }
 }

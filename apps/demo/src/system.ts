@@ -30,6 +30,8 @@ export interface SystemOptions {
   databaseUrls?: Partial<Record<ServiceName, string>>;
   /** The first admin user-service creates. */
   admin: { email: string; password: string };
+  /** Which services to start (default: all three). */
+  services?: readonly ServiceName[];
   /** Extra environment for one service (tests shorten timeouts, say). */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
 }
@@ -140,7 +142,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
   try {
     // Independent until called: start them side by side (PGlite's first
     // start creates a database, a few seconds each).
-    await Promise.all(serviceNames.map(launch));
+    await Promise.all((options.services ?? serviceNames).map(launch));
   } catch (error) {
     await stop();
     throw error;
