@@ -18,11 +18,30 @@ export const logLevels: readonly LogLevel[] = [
  * The destination writes asynchronously so that a slow stdout reader never
  * blocks a request; `flushLogs` must run before the process exits.
  */
-export function createLogger(service: string, level: LogLevel = "info"): Logger {
+export function createLogger(
+  service: string,
+  level: LogLevel = "info",
+  destination: pino.DestinationStream = pino.destination({ dest: 1, sync: false }),
+): Logger {
   return pino(
-    { level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: 1, sync: false }),
+    {
+      level,
+      base: { service },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      serializers: { err: serializeError },
+    },
+    destination,
   );
+}
+
+/**
+ * pino's error serializer copies every enumerable property, and node-postgres
+ * hangs its whole Client (connection settings, buffers, queues) on the errors
+ * its pool emits: kilobytes of noise per line. Those are left out.
+ */
+function serializeError(error: Error): pino.SerializedError {
+  const { client: _client, ...serialized } = pino.stdSerializers.err(error);
+  return serialized as pino.SerializedError;
 }
 
 export function flushLogs(logger: Logger): void {

@@ -1,0 +1,35 @@
+/**
+ * The log line format: JSON with the service name, and errors without the
+ * driver objects node-postgres attaches to them.
+ */
+import { Writable } from "node:stream";
+import pg from "pg";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "../src/logger.js";
+
+describe("createLogger", () => {
+  it("logs a database error's message and code, not the client it carries", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logger = createLogger("svc", "info", sink);
+    const client = new pg.Client({ connectionString: "postgresql://u:hunter2@127.0.0.1:1/db" });
+    const error = Object.assign(new Error("terminating connection"), { code: "57P01", client });
+    logger.warn({ err: error }, "idle database connection failed");
+    await new Promise((resolve) => setImmediate(resolve));
+
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0] as string);
+    expect(line).toMatchObject({
+      service: "svc",
+      msg: "idle database connection failed",
+      err: { type: "Error", message: "terminating connection", code: "57P01" },
+    });
+    expect(line.err).not.toHaveProperty("client");
+    expect(lines[0]).not.toContain("hunter2");
+  });
+});
