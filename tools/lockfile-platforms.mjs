@@ -43,7 +43,9 @@ for (const [key, entry] of Object.entries(lock.packages)) {
     if (lock.packages[path] !== undefined) continue;
     const platform = platformOf(name);
     if (platform === undefined) {
-      console.error(`${key} has optional dependency ${name}, which names no platform I know; add it by hand`);
+      console.error(
+        `${key} has optional dependency ${name}, which names no platform I know; add it by hand`,
+      );
       process.exitCode = 1;
       continue;
     }
