@@ -14,4 +14,11 @@ export {
 export { callError } from "./errors.js";
 export { startTestIssuer, type TestIssuer } from "./issuers.js";
 export { type CapturedLogs, captureLogs } from "./logs.js";
+export {
+  type CreatedMigration,
+  createMigration,
+  type MigrationOptions,
+  PostgresUnreachableError,
+  pendingMigrationSql,
+} from "./migrations.js";
 export { drain, takeUntil } from "./streams.js";
