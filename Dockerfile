@@ -12,12 +12,11 @@
 # The Node LTS the images run (Node 24 "Krypton", supported until April 2028).
 ARG NODE_VERSION=24
 
-# ---- build: every workspace's dependencies, then Nx compiles what the images need ----
-FROM node:${NODE_VERSION}-bookworm-slim AS build
+# ---- manifests: every workspace's package.json, and the lockfile ----
+# Copied before the sources, so the npm ci layers below are rebuilt only when
+# dependencies change. (A new workspace under apps/ or libs/ adds a line here.)
+FROM node:${NODE_VERSION}-bookworm-slim AS manifests
 WORKDIR /app
-ENV NX_DAEMON=false NX_NO_CLOUD=true
-# Manifests first, so the npm ci layer is rebuilt only when dependencies change.
-# (A new workspace under apps/ or libs/ adds its package.json here and below.)
 COPY package.json package-lock.json .npmrc ./
 COPY libs/platform/package.json libs/platform/
 COPY libs/proto/package.json libs/proto/
@@ -26,6 +25,10 @@ COPY apps/user-service/package.json apps/user-service/
 COPY apps/order-service/package.json apps/order-service/
 COPY apps/payment-service/package.json apps/payment-service/
 COPY apps/demo/package.json apps/demo/
+
+# ---- build: every dependency, then Nx compiles what the images need ----
+FROM manifests AS build
+ENV NX_DAEMON=false NX_NO_CLOUD=true
 # --ignore-scripts: nothing Meridian uses needs an install script, and Prisma's would
 # download engines that its JavaScript engine (engine: "js") never loads.
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -33,16 +36,7 @@ COPY . .
 RUN npx nx run-many -t build -p user-service order-service payment-service demo
 
 # ---- production-dependencies: the same lockfile, without devDependencies ----
-FROM node:${NODE_VERSION}-bookworm-slim AS production-dependencies
-WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-COPY libs/platform/package.json libs/platform/
-COPY libs/proto/package.json libs/proto/
-COPY libs/testkit/package.json libs/testkit/
-COPY apps/user-service/package.json apps/user-service/
-COPY apps/order-service/package.json apps/order-service/
-COPY apps/payment-service/package.json apps/payment-service/
-COPY apps/demo/package.json apps/demo/
+FROM manifests AS production-dependencies
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # ---- runtime: what every Meridian image shares (the shared libs, compiled) ----
