@@ -95,6 +95,44 @@ export function logRejectedCall(
   return connectError;
 }
 
+/**
+ * A unary call, observed: `invoke` runs the handler; what it throws comes
+ * back as the ConnectError to send, and the call's log line is written.
+ * The direct gRPC path and Connect's interceptors both run this.
+ */
+export function observeUnary(logger: Logger) {
+  return async <T>(call: HandlerContext, invoke: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      const result = await invoke();
+      logCall(logger, call, call.values.get(peerAddressKey), started, 0);
+      return result;
+    } catch (error) {
+      const connectError = endedCallError(error, call.signal, internalErrorLogger(logger, call));
+      logCall(
+        logger,
+        call,
+        call.values.get(peerAddressKey),
+        started,
+        connectError.code,
+        connectError,
+      );
+      throw connectError;
+    }
+  };
+}
+
+/** What a handler threw, as the error its caller gets. */
+function endedCallError(
+  error: unknown,
+  signal: AbortSignal,
+  onInternal: (error: unknown) => void,
+): ConnectError {
+  return signal.aborted && error === signal.reason
+    ? whyTheCallEnded(error)
+    : toConnectError(error, onInternal);
+}
+
 export function observeCalls(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
@@ -117,10 +155,7 @@ export function observeCalls(logger: Logger): Interceptor {
       }
       return { ...res, message: observeStream(res.message, finish, onInternal) };
     } catch (error) {
-      const connectError =
-        req.signal.aborted && error === req.signal.reason
-          ? whyTheCallEnded(error)
-          : toConnectError(error, onInternal);
+      const connectError = endedCallError(error, req.signal, onInternal);
       finish(connectError.code, connectError);
       throw connectError;
     }

@@ -73,7 +73,13 @@ export {
   pagePosition,
   parsePageSize,
 } from "./paging.js";
-export { type RunningServer, type ServerOptions, startServer } from "./server.js";
+export {
+  type RunningServer,
+  type ServerOptions,
+  type ServerPath,
+  serverPaths,
+  startServer,
+} from "./server.js";
 export {
   neighbourUrl,
   resolveSigningKey,

@@ -11,7 +11,7 @@
  */
 import { once, setMaxListeners } from "node:events";
 import http from "node:http";
-import http2 from "node:http2";
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
@@ -22,11 +22,12 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@meridian/proto/grpc/health/v1/health_pb";
-import { bindCallContext, handlerContextKey } from "./call-context.js";
-import { logRejectedCall, observeCalls, peerAddressKey } from "./call-observer.js";
+import { peerAddressKey } from "./call-observer.js";
+import { createCallPipeline } from "./call-pipeline.js";
 import { type DeadlinePolicy, normalizeDeadline } from "./deadlines.js";
+import { GrpcFastPath } from "./grpc-fast-path.js";
 import { createHealthService } from "./health.js";
 import type { Logger } from "./logger.js";
 import { jwksDocument, jwksPath, type SigningKey } from "./tokens.js";
@@ -64,7 +65,16 @@ export interface ServerOptions {
   fallback?: Parameters<typeof connectNodeAdapter>[0]["fallback"];
   /** Health Watch poll period; tests shorten it. */
   healthWatchIntervalMs?: number;
+  /**
+   * "fast" (the default) serves unary gRPC calls with binary protobuf on the
+   * direct path (grpc-fast-path.ts) and everything else with Connect;
+   * "stock" serves every call with Connect's node adapter.
+   */
+  serverPath?: ServerPath;
 }
+
+export type ServerPath = "fast" | "stock";
+export const serverPaths: readonly ServerPath[] = ["fast", "stock"];
 
 export interface RunningServer {
   readonly port: number;
@@ -72,6 +82,8 @@ export interface RunningServer {
   readonly url: string;
   /** Settles when the server has shut down after `draining` aborted. */
   readonly closed: Promise<void>;
+  /** How many calls the direct gRPC path has served (0 with serverPath "stock"). */
+  readonly directCalls: number;
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
@@ -80,9 +92,29 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Connect links every in-flight call to it: many listeners are normal.
   setMaxListeners(0, forceStop.signal);
 
-  const { authenticate } = options;
+  const pipeline = createCallPipeline({
+    logger,
+    authenticate: options.authenticate,
+    interceptors: options.interceptors,
+  });
+  const contextValues = (socket: Socket | undefined) =>
+    createContextValues().set(peerAddressKey, `${socket?.remoteAddress}:${socket?.remotePort}`);
+  const acceptCompression = [compressionGzip, compressionBrotli];
+  // Interceptors of the caller's own are Connect interceptors: only Connect can run them.
+  const fastPath =
+    (options.serverPath ?? "fast") === "fast" && (options.interceptors ?? []).length === 0
+      ? new GrpcFastPath({
+          pipeline,
+          readMaxBytes: options.readMaxBytes,
+          acceptCompression,
+          compressMinBytes,
+          shutdownSignal: forceStop.signal,
+          contextValues: (stream) => contextValues(stream.session?.socket as Socket | undefined),
+        })
+      : undefined;
   const handler = connectNodeAdapter({
-    routes(router) {
+    routes(connectRouter) {
+      const router = fastPath?.record(connectRouter) ?? connectRouter;
       options.routes(router);
       router.service(
         Health,
@@ -95,29 +127,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       );
     },
-    interceptors: [observeCalls(logger), bindCallContext(), ...(options.interceptors ?? [])],
-    requestGate(context) {
-      context.values.set(handlerContextKey, context);
-      if (authenticate === undefined) return;
-      const refuse = (error: unknown): never => {
-        throw logRejectedCall(logger, context, error);
-      };
-      try {
-        const admitted = authenticate(context);
-        if (admitted instanceof Promise) return admitted.catch(refuse);
-      } catch (error) {
-        refuse(error);
-      }
-    },
+    interceptors: pipeline.interceptors,
+    requestGate: pipeline.admit,
     readMaxBytes: options.readMaxBytes,
+    acceptCompression,
+    compressMinBytes,
     // Aborted only when the grace period runs out: calls still running then
     // end with UNAVAILABLE, which gRPC clients treat as "retry elsewhere".
     shutdownSignal: forceStop.signal,
-    contextValues: (req) =>
-      createContextValues().set(
-        peerAddressKey,
-        `${req.socket.remoteAddress}:${req.socket.remotePort}`,
-      ),
+    contextValues: (req) => contextValues(req.socket as Socket),
     fallback: serveKeys(options.publishedKeys, options.fallback),
   });
   const methodKinds = new Map<string, DescMethod["methodKind"]>();
@@ -129,23 +147,41 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
-  const onRequest = (
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
-  ) => {
+  const track = (closes: { once(event: "close", listener: () => void): unknown }) => {
     inFlight++;
-    res.once("close", () => {
+    closes.once("close", () => {
       if (--inFlight === 0) onIdle?.();
     });
-    const url = req.url ?? "";
+  };
+  const normalize = (url: string, headers: http.IncomingHttpHeaders) => {
     const query = url.indexOf("?");
     const kind = methodKinds.get(query === -1 ? url : url.slice(0, query));
-    if (kind !== undefined) normalizeDeadline(req.headers, kind, options.deadlines);
+    if (kind !== undefined) normalizeDeadline(headers, kind, options.deadlines);
+  };
+  const h1 = http.createServer((req, res) => {
+    track(res);
+    normalize(req.url ?? "", req.headers);
+    handler(req, res);
+  });
+  // HTTP/2 streams arrive raw: the direct path takes what it can, and the
+  // rest become the request/response pair Connect's adapter expects, made
+  // as node:http2's compatibility layer would make them.
+  const h2c = http2.createServer({});
+  const onStream = (
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    _flags: number,
+    rawHeaders: string[],
+  ) => {
+    track(stream);
+    normalize(headers[":path"] ?? "", headers);
+    if (fastPath?.serve(stream, headers)) return;
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    if (headers.expect === "100-continue") res.writeContinue();
     handler(req, res);
   };
-  const h2c = http2.createServer({}, onRequest);
-  const h1 = http.createServer(onRequest);
-
+  h2c.on("stream", onStream);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2c.on("session", (session) => {
     // Clients close idle connections after 5 minutes (neighbours.ts); one
@@ -216,10 +252,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     else draining.addEventListener("abort", () => void shutdown(), { once: true });
   });
 
-  return { port, url, closed };
+  return {
+    port,
+    url,
+    closed,
+    get directCalls() {
+      return fastPath?.served ?? 0;
+    },
+  };
 }
 
 const serverIdleSessionMs = 10 * 60_000;
+/** Connect's default: smaller responses are not worth compressing. */
+const compressMinBytes = 1024;
 const sessionCloseWaitMs = 1_000;
 
 type Fallback = NonNullable<ServerOptions["fallback"]>;

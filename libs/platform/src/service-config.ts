@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { ConfigError, type EnvField, env } from "./config.js";
 import { type Logger, type LogLevel, logLevels } from "./logger.js";
+import { type ServerPath, serverPaths } from "./server.js";
 import { importSigningKey, loadOrCreateDevelopmentKey, type SigningKey } from "./tokens.js";
 
 /**
@@ -32,6 +33,11 @@ export function serviceConfig(defaults: { port: number; dataDir: string }) {
     MAX_DEADLINE_MS: env.int(60_000, { min: 1, max: 86_400_000 }),
     /** Kept back from the caller's remaining time when calling a neighbour. */
     DEADLINE_MARGIN_MS: env.int(10, { min: 0, max: 10_000 }),
+    /**
+     * "fast": unary gRPC calls with binary protobuf take the direct path
+     * (grpc-fast-path.ts); "stock": Connect's node adapter serves every call.
+     */
+    SERVER_PATH: env.oneOf(serverPaths, "fast") as EnvField<ServerPath>,
     /** "production" makes a signing service's AUTH_SIGNING_KEY (or _FILE) mandatory. */
     NODE_ENV: env.string("development"),
   };

@@ -96,6 +96,7 @@ export class ServiceRuntime {
       draining: this.draining.signal,
       readMaxBytes: config.READ_MAX_BYTES,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+      serverPath: config.SERVER_PATH,
     });
     let stopped: Promise<void> | undefined;
     return {

@@ -56,7 +56,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     },
   });
   return {
-    ...server,
+    port: server.port,
+    url: server.url,
+    closed: server.closed,
+    get directCalls() {
+      return server.directCalls;
+    },
     stop() {
       draining.abort();
       return server.closed;

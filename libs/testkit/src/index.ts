@@ -21,4 +21,12 @@ export {
   PostgresUnreachableError,
   pendingMigrationSql,
 } from "./migrations.js";
+export {
+  type CorpusOptions,
+  grpcFrame,
+  type RawAnswer,
+  type RawCall,
+  rawGrpcClient,
+  unaryCorpus,
+} from "./raw-grpc.js";
 export { drain, takeUntil } from "./streams.js";

@@ -1,0 +1,531 @@
+/**
+ * The direct path for the calls services make to each other most: unary
+ * gRPC with binary protobuf over HTTP/2. It serves them on node:http2's
+ * stream API, with the same service implementations, the router's own limits
+ * and the same per-call pipeline (call-pipeline.ts) as every other call, but
+ * without Connect's universal pipeline of async iterables, Headers objects
+ * and AbortSignals, which costs several times the handler itself (GC of
+ * short-lived generator objects, DOMExceptions from abort()).
+ *
+ * Everything else, and anything unusual about a call that only Connect
+ * handles (streaming methods, the Connect and gRPC-Web protocols, JSON, an
+ * unknown grpc-encoding, a service registered with its own options), is
+ * left to Connect: `serve` returns false after looking only at the headers.
+ *
+ * What a caller sees is the same on both paths, byte for byte apart from the
+ * date header: test/grpc-fast-path.test.ts sends a corpus of calls to both
+ * and compares status, message, headers, trailers and payload.
+ */
+
+import type http2 from "node:http2";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  isMessage,
+  toBinary,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { type Compression, compressedFlag } from "@connectrpc/connect/protocol";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { CallPipeline } from "./call-pipeline.js";
+
+export interface GrpcFastPathOptions {
+  pipeline: CallPipeline;
+  /** Largest request message, as Connect's readMaxBytes. */
+  readMaxBytes: number;
+  /** The encodings Connect accepts (connect-node: gzip, br), in its order of preference. */
+  acceptCompression: readonly Compression[];
+  /** Responses smaller than this are sent uncompressed, as Connect's compressMinBytes. */
+  compressMinBytes: number;
+  /** Aborts every call's signal when the server gives up on its grace period. */
+  shutdownSignal: AbortSignal;
+  /** The context values a call starts with (the peer's address). */
+  contextValues: (stream: ServerHttp2Stream) => ContextValues;
+}
+
+type UnaryImpl = (request: unknown, context: HandlerContext) => unknown;
+interface UnaryRoute {
+  method: DescMethod & { methodKind: "unary" };
+  impl: UnaryImpl;
+}
+
+const grpcProto = "application/grpc+proto";
+
+export class GrpcFastPath {
+  private readonly routes = new Map<string, UnaryRoute>();
+  /** Calls this path has taken (tests check the path is really used). */
+  served = 0;
+
+  constructor(private readonly options: GrpcFastPathOptions) {}
+
+  /**
+   * The router the services register on, wrapped: every unary method is
+   * also remembered for the direct path. Connect still gets every service.
+   */
+  record(router: ConnectRouter): ConnectRouter {
+    const wrapper: ConnectRouter = {
+      get handlers() {
+        return router.handlers;
+      },
+      service: (service, implementation, options) => {
+        if (options === undefined) this.remember(service, implementation);
+        router.service(service, implementation, options);
+        return wrapper;
+      },
+      rpc: (method, impl, options) => {
+        if (options === undefined && method.methodKind === "unary") {
+          this.routes.set(`/${method.parent.typeName}/${method.name}`, {
+            method: method as UnaryRoute["method"],
+            impl: impl as UnaryImpl,
+          });
+        }
+        router.rpc(method, impl, options);
+        return wrapper;
+      },
+    };
+    return wrapper;
+  }
+
+  private remember(service: DescService, implementation: object) {
+    for (const method of service.methods) {
+      const fn = (implementation as Record<string, unknown>)[method.localName];
+      // Unimplemented methods are Connect's to refuse, with its own message.
+      if (method.methodKind !== "unary" || typeof fn !== "function") continue;
+      this.routes.set(`/${service.typeName}/${method.name}`, {
+        method: method as UnaryRoute["method"],
+        impl: fn.bind(implementation) as UnaryImpl,
+      });
+    }
+  }
+
+  /** Serves the call and returns true, or returns false (having done nothing) for Connect. */
+  serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+    if (headers[":method"] !== "POST") return false;
+    const path = headers[":path"] ?? "";
+    const query = path.indexOf("?");
+    const route = this.routes.get(query === -1 ? path : path.slice(0, query));
+    if (route === undefined) return false;
+    const contentType = headers["content-type"];
+    if (contentType !== "application/grpc" && contentType !== grpcProto) return false;
+    const encoding = headers["grpc-encoding"];
+    let requestCompression: Compression | null = null;
+    if (encoding !== undefined && encoding !== "identity") {
+      const found = this.options.acceptCompression.find((c) => c.name === encoding);
+      if (found === undefined) return false;
+      requestCompression = found;
+    }
+    this.served++;
+    void this.handle(stream, headers, route, requestCompression);
+    return true;
+  }
+
+  private async handle(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    route: UnaryRoute,
+    requestCompression: Compression | null,
+  ): Promise<void> {
+    const { pipeline, readMaxBytes } = this.options;
+    // Connect reads the whole body into its pipeline; errors on the stream
+    // (a client reset) end the call here instead of surfacing as events.
+    stream.on("error", ignore);
+    const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+    const call = new DirectCall(route.method, headers, stream, timeout.timeoutMs, this.options);
+    const responseCompression = negotiateResponse(
+      this.options.acceptCompression,
+      requestCompression,
+      headerValue(headers["grpc-accept-encoding"]),
+    );
+    let body: Body | undefined;
+    let envelope: Uint8Array | undefined;
+    let failure: ConnectError | undefined;
+    try {
+      // The gate runs before the body is read: a refused call's body never is.
+      await pipeline.admit(call);
+      if (timeout.error) throw timeout.error;
+      body = readBody(stream);
+      const bytes = await readSingleMessage(body, readMaxBytes, requestCompression);
+      const request = parse(route.method.input, bytes);
+      const response = await pipeline.unary(call, async () =>
+        normalize(route.method.output, await route.impl(request, call)),
+      );
+      envelope = await this.encode(
+        toBinaryChecked(route.method.output, response),
+        responseCompression,
+      );
+    } catch (error) {
+      failure =
+        error instanceof ConnectError
+          ? error
+          : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+    } finally {
+      body?.discard();
+    }
+    call.end();
+    if (stream.destroyed || stream.closed) return;
+    stream.respond(call.responseHeaders(responseCompression), { waitForTrailers: true });
+    stream.once("wantTrailers", () => {
+      if (!stream.destroyed) stream.sendTrailers(call.responseTrailers(failure));
+    });
+    if (envelope === undefined) stream.end();
+    else stream.end(envelope);
+  }
+
+  private async encode(bytes: Uint8Array, compression: Compression | null): Promise<Uint8Array> {
+    let data = bytes;
+    let flags = 0;
+    if (compression !== null && bytes.byteLength >= this.options.compressMinBytes) {
+      data = await compression.compress(bytes);
+      flags = compressedFlag;
+    }
+    const envelope = new Uint8Array(data.byteLength + 5);
+    envelope[0] = flags;
+    new DataView(envelope.buffer).setUint32(1, data.byteLength);
+    envelope.set(data, 5);
+    return envelope;
+  }
+}
+
+const ignore = () => {};
+
+function headerValue(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** Connect's choice of response encoding: the first the client accepts, else the request's. */
+function negotiateResponse(
+  available: readonly Compression[],
+  request: Compression | null,
+  accepted: string | null,
+): Compression | null {
+  if (accepted === null || accepted === "") return request;
+  for (const name of accepted.split(",")) {
+    const found = available.find((c) => c.name === name.trim());
+    if (found) return found;
+  }
+  return null;
+}
+
+function normalize(desc: DescMessage, value: unknown) {
+  return isMessage(value, desc) ? value : create(desc, value as never);
+}
+
+function parse(desc: DescMessage, bytes: Uint8Array) {
+  try {
+    return fromBinary(desc, bytes);
+  } catch (e) {
+    throw new ConnectError(
+      `parse binary: ${e instanceof Error ? e.message : String(e)}`,
+      Code.Internal,
+    );
+  }
+}
+
+function toBinaryChecked(desc: DescMessage, message: ReturnType<typeof normalize>): Uint8Array {
+  try {
+    return toBinary(desc, message);
+  } catch (e) {
+    throw new ConnectError(
+      `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
+      Code.Internal,
+    );
+  }
+}
+
+/** The request body, buffered as it arrives, until the stream ends or the call gives up on it. */
+interface Body {
+  /** Resolves with what has arrived when there is enough to decide, or at the end. */
+  next(): Promise<{ chunks: Buffer[]; length: number; ended: boolean }>;
+  discard(): void;
+}
+
+function readBody(stream: ServerHttp2Stream): Body {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  let reported = -1;
+  // An empty body can have ended already, while the gate ran.
+  let ended = stream.readableEnded || stream.closed || stream.destroyed;
+  let wake: (() => void) | undefined;
+  const onData = (chunk: Buffer) => {
+    chunks.push(chunk);
+    length += chunk.byteLength;
+    wake?.();
+  };
+  const onEnd = () => {
+    ended = true;
+    wake?.();
+  };
+  stream.on("data", onData);
+  stream.once("end", onEnd);
+  stream.once("close", onEnd);
+  return {
+    next: () =>
+      new Promise((resolve) => {
+        wake = () => {
+          wake = undefined;
+          reported = length;
+          resolve({ chunks, length, ended });
+        };
+        if (ended || length > reported) wake();
+      }),
+    discard() {
+      stream.off("data", onData);
+      // Whatever else the client sends is read and dropped, as Connect does.
+      stream.resume();
+    },
+  };
+}
+
+/**
+ * The one message of a unary request, with Connect's checks and messages:
+ * its size against readMaxBytes (as soon as its header arrives), no second
+ * message, no incomplete envelope, decompression when flagged.
+ */
+async function readSingleMessage(
+  body: Body,
+  readMaxBytes: number,
+  compression: Compression | null,
+): Promise<Uint8Array> {
+  let first: { flags: number; data: Uint8Array } | undefined;
+  for (;;) {
+    const { chunks, length, ended } = await body.next();
+    const buffered = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+    if (chunks.length > 1) chunks.splice(0, chunks.length, buffered);
+    const firstLength = buffered.byteLength >= 5 ? buffered.readUInt32BE(1) : -1;
+    if (firstLength > readMaxBytes) throw tooLarge(firstLength, readMaxBytes);
+    const secondAt = firstLength >= 0 ? 5 + firstLength : -1;
+    if (secondAt >= 0 && buffered.byteLength >= secondAt) {
+      first ??= {
+        flags: buffered[0] as number,
+        data: new Uint8Array(buffered.buffer, buffered.byteOffset + 5, firstLength),
+      };
+      const rest = buffered.byteLength - secondAt;
+      if (rest >= 5) {
+        const secondLength = buffered.readUInt32BE(secondAt + 1);
+        if (secondLength > readMaxBytes) throw tooLarge(secondLength, readMaxBytes);
+        if (rest >= 5 + secondLength) throw extraMessage();
+      }
+    }
+    if (!ended) continue;
+    if (buffered.byteLength === 0) {
+      throw new ConnectError(
+        "protocol error: missing input message for unary method",
+        Code.Unimplemented,
+      );
+    }
+    if (first === undefined || buffered.byteLength !== secondAt) {
+      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+    }
+    break;
+  }
+  if ((first.flags & compressedFlag) !== compressedFlag) return first.data;
+  if (compression === null) {
+    throw new ConnectError(
+      "received compressed envelope, but do not know how to decompress",
+      Code.Internal,
+    );
+  }
+  return compression.decompress(first.data, readMaxBytes);
+}
+
+function tooLarge(size: number, readMaxBytes: number) {
+  return new ConnectError(
+    `message size ${size} is larger than configured readMaxBytes ${readMaxBytes}`,
+    Code.ResourceExhausted,
+  );
+}
+
+function extraMessage() {
+  return new ConnectError(
+    "protocol error: received extra input message for unary method",
+    Code.Unimplemented,
+  );
+}
+
+/**
+ * The HandlerContext of a call on the direct path. What most calls never
+ * touch is made only when touched: the AbortSignal (and with it the deadline
+ * timer), the request Headers, and the response headers and trailers.
+ */
+class DirectCall implements HandlerContext {
+  readonly service: DescService;
+  readonly requestMethod = "POST";
+  readonly protocolName = "grpc";
+  readonly values: ContextValues;
+  private readonly deadline: number | undefined;
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ended = false;
+  private cancelReason: unknown;
+  private cancelled = false;
+  private requestHeaders: Headers | undefined;
+  private responseHeaders_: Headers | undefined;
+  private responseTrailers_: Headers | undefined;
+
+  constructor(
+    readonly method: DescMethod,
+    private readonly headers: IncomingHttpHeaders,
+    stream: ServerHttp2Stream,
+    timeoutMs: number | undefined,
+    private readonly options: GrpcFastPathOptions,
+  ) {
+    this.service = method.parent;
+    this.values = options.contextValues(stream);
+    this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    // A client that resets the stream (it gave up) cancels the call.
+    stream.once("close", () => {
+      if (this.ended) return;
+      this.cancelled = true;
+      this.cancelReason = resetReason(stream.rstCode);
+      this.controller?.abort(this.cancelReason);
+    });
+  }
+
+  get url(): string {
+    return `http://${this.headers[":authority"] ?? this.headers.host}${this.headers[":path"]}`;
+  }
+
+  readonly timeoutMs = (): number | undefined =>
+    this.deadline === undefined ? undefined : this.deadline - Date.now();
+
+  get signal(): AbortSignal {
+    if (this.controller !== undefined) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    const shutdown = this.options.shutdownSignal;
+    if (this.cancelled) controller.abort(this.cancelReason);
+    else if (shutdown.aborted) controller.abort(shutdown.reason);
+    else if (this.ended) controller.abort();
+    else if (this.deadline !== undefined && this.deadline <= Date.now()) {
+      controller.abort(deadlineExceeded());
+    } else {
+      if (this.deadline !== undefined) {
+        this.timer = setTimeout(
+          () => controller.abort(deadlineExceeded()),
+          this.deadline - Date.now(),
+        );
+      }
+      const onShutdown = () => controller.abort(shutdown.reason);
+      shutdown.addEventListener("abort", onShutdown, { once: true });
+      controller.signal.addEventListener(
+        "abort",
+        () => shutdown.removeEventListener("abort", onShutdown),
+        { once: true },
+      );
+    }
+    return controller.signal;
+  }
+
+  get requestHeader(): Headers {
+    this.requestHeaders ??= webHeaders(this.headers);
+    return this.requestHeaders;
+  }
+
+  get responseHeader(): Headers {
+    this.responseHeaders_ ??= new Headers({ "content-type": grpcProto });
+    return this.responseHeaders_;
+  }
+
+  get responseTrailer(): Headers {
+    this.responseTrailers_ ??= new Headers({ "grpc-status": "0" });
+    return this.responseTrailers_;
+  }
+
+  /** The call is over: what was linked to its signal is let go, as Connect does. */
+  end(): void {
+    this.ended = true;
+    clearTimeout(this.timer);
+    if (this.controller !== undefined && !this.controller.signal.aborted) this.controller.abort();
+  }
+
+  responseHeaders(compression: Compression | null): http2.OutgoingHttpHeaders {
+    if (this.responseHeaders_ === undefined) {
+      return compression === null
+        ? { ":status": 200, "content-type": grpcProto }
+        : { ":status": 200, "content-type": grpcProto, "grpc-encoding": compression.name };
+    }
+    if (compression !== null) this.responseHeaders_.set("grpc-encoding", compression.name);
+    return { ":status": 200, ...nodeHeaders(this.responseHeaders_) };
+  }
+
+  responseTrailers(error: ConnectError | undefined): http2.OutgoingHttpHeaders {
+    if (error === undefined && this.responseTrailers_ === undefined) return { "grpc-status": "0" };
+    return nodeHeaders(setTrailerStatus(this.responseTrailer, error));
+  }
+}
+
+function deadlineExceeded() {
+  return new ConnectError("the operation timed out", Code.DeadlineExceeded);
+}
+
+/** HTTP/2 error codes by number, as connect-node names them in messages. */
+const h2Codes = [
+  "NO_ERROR",
+  "PROTOCOL_ERROR",
+  "INTERNAL_ERROR",
+  "FLOW_CONTROL_ERROR",
+  "SETTINGS_TIMEOUT",
+  "STREAM_CLOSED",
+  "FRAME_SIZE_ERROR",
+  "REFUSED_STREAM",
+  "CANCEL",
+  "COMPRESSION_ERROR",
+  "CONNECT_ERROR",
+  "ENHANCE_YOUR_CALM",
+  "INADEQUATE_SECURITY",
+  "HTTP_1_1_REQUIRED",
+];
+const h2ResetCodes: Partial<Record<number, Code>> = {
+  1: Code.Internal,
+  2: Code.Internal,
+  3: Code.Internal,
+  4: Code.Internal,
+  6: Code.Internal,
+  9: Code.Internal,
+  10: Code.Internal,
+  7: Code.Unavailable,
+  8: Code.Canceled,
+  11: Code.ResourceExhausted,
+  12: Code.PermissionDenied,
+  13: Code.PermissionDenied,
+};
+
+/** Connect-node's reading of a client's HTTP/2 reset, as the call's abort reason. */
+function resetReason(rstCode: number | undefined): ConnectError | undefined {
+  const code = rstCode === undefined ? undefined : h2ResetCodes[rstCode];
+  if (code === undefined || rstCode === undefined) return undefined;
+  return new ConnectError(
+    `http/2 stream closed with error code ${h2Codes[rstCode]} (0x${rstCode.toString(16)})`,
+    code,
+  );
+}
+
+/** Node's header object as the Headers a handler reads (pseudo-headers left out, as Connect does). */
+function webHeaders(headers: IncomingHttpHeaders): Headers {
+  const result = new Headers();
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) result.append(name, v);
+    else result.append(name, String(value));
+  }
+  return result;
+}
+
+function nodeHeaders(headers: Headers): http2.OutgoingHttpHeaders {
+  const result: http2.OutgoingHttpHeaders = {};
+  headers.forEach((value, name) => {
+    result[name] = value;
+  });
+  return result;
+}
