@@ -210,7 +210,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   h1.emit("listening");
   const { port } = server.address() as AddressInfo;
   const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  logger.info({ url }, `${options.name} listening`);
+  logger.info({ url, serverPath: fastPath ? "fast" : "stock" }, `${options.name} listening`);
 
   const closed = new Promise<void>((resolve) => {
     const shutdown = async () => {
