@@ -12,8 +12,8 @@ import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { UserSchema, UserService } from "@meridian/proto/meridian/user/v1/user_pb";
-import { pino } from "pino";
 import { createAuthenticate } from "../src/auth.js";
+import { createLogger, logDestination } from "../src/logger.js";
 import { startServer } from "../src/server.js";
 import { generateSigningJwk, importSigningKey, TokenSigner, TokenVerifier } from "../src/tokens.js";
 
@@ -32,9 +32,11 @@ if (mode === "stock") {
     process.stdout.write(`port ${(server.address() as { port: number }).port}\n`);
   });
 } else {
-  const logger = pino(
-    { level: mode === "quiet" ? "warn" : "info" },
-    pino.destination({ dest: "/dev/null", sync: false }),
+  // The services' own logger (batched writes), writing to /dev/null.
+  const logger = createLogger(
+    "bench",
+    mode === "quiet" ? "warn" : "info",
+    logDestination("/dev/null"),
   );
   const key = await importSigningKey(JSON.stringify(await generateSigningJwk()));
   const verifier = new TokenVerifier({

@@ -151,7 +151,8 @@ export class GrpcFastPath {
     let failure: ConnectError | undefined;
     try {
       // The gate runs before the body is read: a refused call's body never is.
-      await pipeline.admit(call);
+      const admitted = pipeline.admit(call);
+      if (admitted !== undefined) await admitted;
       if (timeout.error) throw timeout.error;
       body = readBody(stream);
       const bytes = await readSingleMessage(body, readMaxBytes, requestCompression);
@@ -159,10 +160,11 @@ export class GrpcFastPath {
       const response = await pipeline.unary(call, async () =>
         normalize(route.method.output, await route.impl(request, call)),
       );
-      envelope = await this.encode(
-        toBinaryChecked(route.method.output, response),
-        responseCompression,
-      );
+      const answer = toBinaryChecked(route.method.output, response);
+      envelope =
+        responseCompression !== null && answer.byteLength >= this.options.compressMinBytes
+          ? frame(await responseCompression.compress(answer), compressedFlag)
+          : frame(answer, 0);
     } catch (error) {
       failure =
         error instanceof ConnectError
@@ -180,20 +182,15 @@ export class GrpcFastPath {
     if (envelope === undefined) stream.end();
     else stream.end(envelope);
   }
+}
 
-  private async encode(bytes: Uint8Array, compression: Compression | null): Promise<Uint8Array> {
-    let data = bytes;
-    let flags = 0;
-    if (compression !== null && bytes.byteLength >= this.options.compressMinBytes) {
-      data = await compression.compress(bytes);
-      flags = compressedFlag;
-    }
-    const envelope = new Uint8Array(data.byteLength + 5);
-    envelope[0] = flags;
-    new DataView(envelope.buffer).setUint32(1, data.byteLength);
-    envelope.set(data, 5);
-    return envelope;
-  }
+/** A gRPC length-prefixed message. */
+function frame(data: Uint8Array, flags: number): Buffer {
+  const envelope = Buffer.allocUnsafe(data.byteLength + 5);
+  envelope[0] = flags;
+  envelope.writeUInt32BE(data.byteLength, 1);
+  envelope.set(data, 5);
+  return envelope;
 }
 
 const ignore = () => {};
@@ -428,7 +425,7 @@ class DirectCall implements HandlerContext {
   }
 
   get requestHeader(): Headers {
-    this.requestHeaders ??= webHeaders(this.headers);
+    this.requestHeaders ??= new NodeRequestHeaders(this.headers);
     return this.requestHeaders;
   }
 
@@ -511,16 +508,64 @@ function resetReason(rstCode: number | undefined): ConnectError | undefined {
   );
 }
 
-/** Node's header object as the Headers a handler reads (pseudo-headers left out, as Connect does). */
-function webHeaders(headers: IncomingHttpHeaders): Headers {
-  const result = new Headers();
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) result.append(name, v);
-    else result.append(name, String(value));
+/**
+ * Node's request headers as the Headers a handler reads, pseudo-headers left
+ * out (as Connect does). Nearly every call reads one header (authorization,
+ * in the gate) and nothing else, so `get` and `has` read Node's object
+ * directly; anything else copies the headers in first.
+ */
+class NodeRequestHeaders extends Headers {
+  raw: IncomingHttpHeaders | undefined;
+
+  constructor(raw: IncomingHttpHeaders) {
+    super();
+    this.raw = raw;
   }
-  return result;
 }
+
+const headersProto = Headers.prototype;
+
+/** Copies Node's headers in, once, before any Headers method other than get/has runs. */
+function copyIn(headers: NodeRequestHeaders): void {
+  const raw = headers.raw;
+  if (raw === undefined) return;
+  headers.raw = undefined;
+  for (const [name, value] of Object.entries(raw)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) headersProto.append.call(headers, name, v);
+    else headersProto.append.call(headers, name, String(value));
+  }
+}
+
+// Headers' members are own-property functions in Node's typings, so they are
+// replaced on the prototype rather than overridden in the class body.
+Object.assign(NodeRequestHeaders.prototype, {
+  get(this: NodeRequestHeaders, name: string): string | null {
+    if (this.raw === undefined) return headersProto.get.call(this, name);
+    const key = name.toLowerCase();
+    const value = key.startsWith(":") ? undefined : this.raw[key];
+    if (value === undefined) return null;
+    return Array.isArray(value) ? value.join(", ") : String(value);
+  },
+  has(this: NodeRequestHeaders, name: string): boolean {
+    return this.get(name) !== null;
+  },
+  ...Object.fromEntries(
+    (
+      ["append", "set", "delete", "getSetCookie", "forEach", "entries", "keys", "values"] as const
+    ).map((member) => [
+      member,
+      function (this: NodeRequestHeaders, ...args: unknown[]) {
+        copyIn(this);
+        return (headersProto[member] as (...a: unknown[]) => unknown).apply(this, args);
+      },
+    ]),
+  ),
+  [Symbol.iterator](this: NodeRequestHeaders) {
+    copyIn(this);
+    return headersProto.entries.call(this);
+  },
+});
 
 function nodeHeaders(headers: Headers): http2.OutgoingHttpHeaders {
   const result: http2.OutgoingHttpHeaders = {};

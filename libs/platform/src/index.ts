@@ -56,7 +56,14 @@ export { createHealthService, type HealthOptions } from "./health.js";
 export { createHealthProbe, type ServingStatusName } from "./health-probe.js";
 export { checkId, isUuid, validateId } from "./ids.js";
 export { runService, runUntilSignalled, type ServiceMain } from "./lifecycle.js";
-export { createLogger, flushLogs, type Logger, type LogLevel, logLevels } from "./logger.js";
+export {
+  createLogger,
+  flushLogs,
+  type Logger,
+  type LogLevel,
+  logDestination,
+  logLevels,
+} from "./logger.js";
 export {
   attachCredentials,
   type CallerIdentity,

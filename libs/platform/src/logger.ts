@@ -16,12 +16,14 @@ export const logLevels: readonly LogLevel[] = [
 /**
  * JSON lines on stdout, one object per event, ready for any log shipper.
  * The destination writes asynchronously so that a slow stdout reader never
- * blocks a request; `flushLogs` must run before the process exits.
+ * blocks a request, and in batches: a line per call written on its own was
+ * a tenth of a unary call's CPU (one write(2) each). Lines wait at most
+ * 100 ms; `flushLogs` must run before the process exits.
  */
 export function createLogger(
   service: string,
   level: LogLevel = "info",
-  destination: pino.DestinationStream = pino.destination({ dest: 1, sync: false }),
+  destination: pino.DestinationStream = logDestination(1),
 ): Logger {
   return pino(
     {
@@ -32,6 +34,16 @@ export function createLogger(
     },
     destination,
   );
+}
+
+/** Where log lines go (stdout: 1, or a file), written asynchronously and in batches. */
+export function logDestination(dest: number | string): pino.DestinationStream {
+  return pino.destination({
+    dest,
+    sync: false,
+    minLength: 4096,
+    periodicFlush: 100,
+  } as Parameters<typeof pino.destination>[0]);
 }
 
 /**

@@ -45,6 +45,17 @@ const users: Partial<ServiceImpl<typeof UserService>> = {
       case "slow":
         await sleep(10_000, undefined, { signal: context.signal });
         return { user: ada };
+      case "seen": {
+        // What a handler sees of the request headers, read every way Headers allows.
+        const h = context.requestHeader;
+        const seen = {
+          te: h.get("TE"),
+          has: h.has("content-type"),
+          all: [...h],
+          keys: [...h.keys()],
+        };
+        return { user: { ...ada, name: JSON.stringify(seen) } };
+      }
       case "big":
         return { user: { ...ada, name: "x".repeat(5000) } };
       case "":
