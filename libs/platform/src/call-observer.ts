@@ -15,7 +15,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { callEndedCodes, toConnectError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import { callLogWriter, type Logger } from "./logger.js";
 
 /** The caller's address ("ip:port"), set by the server for each request. */
 export const peerAddressKey = createContextKey<string>("", { description: "peer address" });
@@ -61,15 +61,23 @@ function logCall(
   code: Code | 0,
   error?: ConnectError,
 ): void {
-  const record = {
-    rpc: `${call.service.typeName}/${call.method.name}`,
-    code: statusNames[code],
-    ms: Math.round((performance.now() - started) * 100) / 100,
-    peer,
-    error: error?.rawMessage,
-  };
-  if (code !== 0 && serverFaults.has(code)) logger.warn(record, "rpc");
-  else logger.info(record, "rpc");
+  const ms = Math.round((performance.now() - started) * 100) / 100;
+  const rpc = `${call.service.typeName}/${call.method.name}`;
+  // {rpc, code, ms, peer, error?}, as JSON; service and method names need no escaping.
+  const fields =
+    `"rpc":"${rpc}","code":"${statusNames[code]}","ms":${ms},"peer":${JSON.stringify(peer)}` +
+    (error === undefined ? "" : `,"error":${JSON.stringify(error.rawMessage)}`);
+  callLog(logger)(code !== 0 && serverFaults.has(code) ? "warn" : "info", fields);
+}
+
+const writers = new WeakMap<Logger, ReturnType<typeof callLogWriter>>();
+function callLog(logger: Logger) {
+  let write = writers.get(logger);
+  if (write === undefined) {
+    write = callLogWriter(logger);
+    writers.set(logger, write);
+  }
+  return write;
 }
 
 function internalErrorLogger(logger: Logger, call: CallIdentity) {

@@ -29,11 +29,44 @@ export function createLogger(
     {
       level,
       base: { service },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: () => `,"time":"${isoNow()}"`,
       serializers: { err: serializeError },
     },
     destination,
   );
+}
+
+let lastMs = 0;
+let lastIso = "";
+/** The time as ISO 8601, made once per millisecond however many lines share it. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
+}
+
+type PinoInternals = Record<symbol, unknown>;
+
+/**
+ * Writes the line every call logs (message "rpc"), exactly as
+ * `logger.info({...fields}, "rpc")` would, but formatted by hand: pino's
+ * generic serializer was about a seventh of a unary call's CPU. `fields` is
+ * the JSON of the fields without braces, e.g. `"rpc":"a/B","code":"OK"`.
+ */
+export function callLogWriter(logger: Logger): (level: "info" | "warn", fields: string) => void {
+  const internals = logger as unknown as PinoInternals;
+  const stream = internals[pino.symbols.streamSym] as { write(line: string): void };
+  const bindings = internals[pino.symbols.chindingsSym] as string;
+  const levels = { info: logger.levels.values.info, warn: logger.levels.values.warn };
+  return (level, fields) => {
+    if (!logger.isLevelEnabled(level)) return;
+    stream.write(
+      `{"level":${levels[level]},"time":"${isoNow()}"${bindings},${fields},"msg":"rpc"}\n`,
+    );
+  };
 }
 
 /** Where log lines go (stdout: 1, or a file), written asynchronously and in batches. */

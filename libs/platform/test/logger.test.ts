@@ -5,9 +5,39 @@
 import { Writable } from "node:stream";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../src/logger.js";
+import { callLogWriter, createLogger } from "../src/logger.js";
 
 describe("createLogger", () => {
+  it("writes the per-call line exactly as logger.info would", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logger = createLogger("svc", "info", sink);
+    const fields = {
+      rpc: "meridian.user.v1.UserService/GetUser",
+      code: "OK",
+      ms: 0.25,
+      peer: '1.2.3.4:5 "q"',
+    };
+    logger.info(fields, "rpc");
+    const write = callLogWriter(logger);
+    write("info", JSON.stringify(fields).slice(1, -1));
+    write("warn", JSON.stringify(fields).slice(1, -1));
+    // Below the logger's level: nothing written.
+    callLogWriter(createLogger("quiet", "error", sink))("warn", '"x":1');
+    await new Promise((resolve) => setImmediate(resolve));
+
+    const [byPino, byHand, warned] = lines.map((line) => JSON.parse(line));
+    expect(lines).toHaveLength(3);
+    expect(Object.keys(byHand)).toEqual(Object.keys(byPino));
+    expect({ ...byHand, time: 0 }).toEqual({ ...byPino, time: 0 });
+    expect(warned.level).toBe(40);
+  });
+
   it("logs a database error's message and code, not the client it carries", async () => {
     const lines: string[] = [];
     const sink = new Writable({
