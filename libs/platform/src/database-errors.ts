@@ -49,10 +49,14 @@ const unreachable = new Set([
  * The database cannot be reached or will not take the session right now:
  * the caller should retry later (gRPC UNAVAILABLE), not report a bug.
  * Connection exceptions (SQLSTATE class 08), server shutdown (57P01-57P03),
- * too many connections (53300), and any FATAL error, which PostgreSQL only
- * raises when it ends or refuses the session.
+ * too many connections (53300), any FATAL error, which PostgreSQL only
+ * raises when it ends or refuses the session, and Prisma's P2028: a
+ * transaction that could not start (or finish) in time because every
+ * connection was busy. Under load that is congestion, not a fault, and a
+ * retry with the same idempotency key completes the work.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  if ((error as { code?: unknown } | null | undefined)?.code === "P2028") return true;
   const cause = adapterCause(error);
   if (cause?.kind !== undefined && unreachable.has(cause.kind)) return true;
   const state = sqlState(error);

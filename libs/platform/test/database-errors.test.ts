@@ -34,6 +34,15 @@ describe("isDatabaseUnavailable", () => {
     ["admin shutdown", knownRequestError({ originalCode: "57P01", kind: "postgres" })],
     ["too many connections", driverAdapterError({ kind: "postgres", code: "53300" })],
     ["refused session", driverAdapterError({ kind: "postgres", code: "55000", severity: "FATAL" })],
+    [
+      "a transaction that could not start in time (P2028)",
+      Object.assign(
+        new Error("Transaction API error: Unable to start a transaction in the given time."),
+        {
+          code: "P2028",
+        },
+      ),
+    ],
   ])("is true for %s", (_, error) => {
     expect(isDatabaseUnavailable(error)).toBe(true);
   });
