@@ -15,10 +15,12 @@ export const logLevels: readonly LogLevel[] = [
 
 /**
  * JSON lines on stdout, one object per event, ready for any log shipper.
- * The destination writes asynchronously so that a slow stdout reader never
- * blocks a request, and in batches: a line per call written on its own was
- * a tenth of a unary call's CPU (one write(2) each). Lines wait at most
- * 100 ms; `flushLogs` must run before the process exits.
+ * Lines are written in batches of at least 4 KiB, synchronously, and at most
+ * 100 ms late: a write(2) per line was a tenth of a unary call's CPU, and
+ * asynchronous writes cost more than they save (a thread-pool round trip
+ * each) while letting an unread stdout grow the buffer without bound; a
+ * synchronous write waits for a slow reader instead. `flushLogs` runs
+ * before the process exits.
  */
 export function createLogger(
   service: string,
@@ -69,11 +71,11 @@ export function callLogWriter(logger: Logger): (level: "info" | "warn", fields: 
   };
 }
 
-/** Where log lines go (stdout: 1, or a file), written asynchronously and in batches. */
+/** Where log lines go (stdout: 1, or a file), in batches (see createLogger). */
 export function logDestination(dest: number | string): pino.DestinationStream {
   return pino.destination({
     dest,
-    sync: false,
+    sync: true,
     minLength: 4096,
     periodicFlush: 100,
   } as Parameters<typeof pino.destination>[0]);
