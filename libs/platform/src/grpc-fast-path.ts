@@ -146,7 +146,6 @@ export class GrpcFastPath {
       requestCompression,
       headerValue(headers["grpc-accept-encoding"]),
     );
-    let body: Body | undefined;
     let envelope: Uint8Array | undefined;
     let failure: ConnectError | undefined;
     try {
@@ -154,8 +153,11 @@ export class GrpcFastPath {
       const admitted = pipeline.admit(call);
       if (admitted !== undefined) await admitted;
       if (timeout.error) throw timeout.error;
-      body = readBody(stream);
-      const bytes = await readSingleMessage(body, readMaxBytes, requestCompression);
+      const received = await readEnvelope(stream, readMaxBytes);
+      const bytes =
+        received.flags === 0
+          ? received.data
+          : await unwrap(received, requestCompression, readMaxBytes);
       const request = parse(route.method.input, bytes);
       const response = await pipeline.unary(call, async () =>
         normalize(route.method.output, await route.impl(request, call)),
@@ -170,8 +172,6 @@ export class GrpcFastPath {
         error instanceof ConnectError
           ? error
           : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
-    } finally {
-      body?.discard();
     }
     call.end();
     if (stream.destroyed || stream.closed) return;
@@ -240,100 +240,86 @@ function toBinaryChecked(desc: DescMessage, message: ReturnType<typeof normalize
   }
 }
 
-/** The request body, buffered as it arrives, until the stream ends or the call gives up on it. */
-interface Body {
-  /** Resolves with what has arrived when there is enough to decide, or at the end. */
-  next(): Promise<{ chunks: Buffer[]; length: number; ended: boolean }>;
-  discard(): void;
-}
-
-function readBody(stream: ServerHttp2Stream): Body {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  let reported = -1;
-  // An empty body can have ended already, while the gate ran.
-  let ended = stream.readableEnded || stream.closed || stream.destroyed;
-  let wake: (() => void) | undefined;
-  const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    length += chunk.byteLength;
-    wake?.();
-  };
-  const onEnd = () => {
-    ended = true;
-    wake?.();
-  };
-  stream.on("data", onData);
-  stream.once("end", onEnd);
-  stream.once("close", onEnd);
-  return {
-    next: () =>
-      new Promise((resolve) => {
-        wake = () => {
-          wake = undefined;
-          reported = length;
-          resolve({ chunks, length, ended });
-        };
-        if (ended || length > reported) wake();
-      }),
-    discard() {
-      stream.off("data", onData);
-      // Whatever else the client sends is read and dropped, as Connect does.
-      stream.resume();
-    },
-  };
+interface Envelope {
+  flags: number;
+  data: Uint8Array;
 }
 
 /**
  * The one message of a unary request, with Connect's checks and messages:
  * its size against readMaxBytes (as soon as its header arrives), no second
- * message, no incomplete envelope, decompression when flagged.
+ * message, no incomplete envelope. Whatever else the client sends is read
+ * and dropped once the answer is known, as Connect does.
  */
-async function readSingleMessage(
-  body: Body,
-  readMaxBytes: number,
-  compression: Compression | null,
-): Promise<Uint8Array> {
-  let first: { flags: number; data: Uint8Array } | undefined;
-  for (;;) {
-    const { chunks, length, ended } = await body.next();
-    const buffered = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
-    if (chunks.length > 1) chunks.splice(0, chunks.length, buffered);
-    const firstLength = buffered.byteLength >= 5 ? buffered.readUInt32BE(1) : -1;
-    if (firstLength > readMaxBytes) throw tooLarge(firstLength, readMaxBytes);
-    const secondAt = firstLength >= 0 ? 5 + firstLength : -1;
-    if (secondAt >= 0 && buffered.byteLength >= secondAt) {
-      first ??= {
+function readEnvelope(stream: ServerHttp2Stream, readMaxBytes: number): Promise<Envelope> {
+  return new Promise((resolve, reject) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    let settled = false;
+    const settle = (error: unknown, envelope?: Envelope) => {
+      if (settled) return;
+      settled = true;
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("close", onEnd);
+      stream.resume();
+      if (envelope === undefined) reject(error);
+      else resolve(envelope);
+    };
+    const inspect = (ended: boolean) => {
+      const firstLength = buffered.byteLength >= 5 ? buffered.readUInt32BE(1) : -1;
+      if (firstLength > readMaxBytes) return settle(tooLarge(firstLength, readMaxBytes));
+      const secondAt = firstLength >= 0 ? 5 + firstLength : -1;
+      if (secondAt >= 0 && buffered.byteLength >= secondAt + 5) {
+        const secondLength = buffered.readUInt32BE(secondAt + 1);
+        if (secondLength > readMaxBytes) return settle(tooLarge(secondLength, readMaxBytes));
+        if (buffered.byteLength >= secondAt + 5 + secondLength) return settle(extraMessage());
+      }
+      if (!ended) return;
+      if (buffered.byteLength === 0) {
+        return settle(
+          new ConnectError(
+            "protocol error: missing input message for unary method",
+            Code.Unimplemented,
+          ),
+        );
+      }
+      if (buffered.byteLength !== secondAt) {
+        return settle(
+          new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument),
+        );
+      }
+      settle(undefined, {
         flags: buffered[0] as number,
         data: new Uint8Array(buffered.buffer, buffered.byteOffset + 5, firstLength),
-      };
-      const rest = buffered.byteLength - secondAt;
-      if (rest >= 5) {
-        const secondLength = buffered.readUInt32BE(secondAt + 1);
-        if (secondLength > readMaxBytes) throw tooLarge(secondLength, readMaxBytes);
-        if (rest >= 5 + secondLength) throw extraMessage();
-      }
-    }
-    if (!ended) continue;
-    if (buffered.byteLength === 0) {
-      throw new ConnectError(
-        "protocol error: missing input message for unary method",
-        Code.Unimplemented,
-      );
-    }
-    if (first === undefined || buffered.byteLength !== secondAt) {
-      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-    }
-    break;
-  }
-  if ((first.flags & compressedFlag) !== compressedFlag) return first.data;
+      });
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = buffered.byteLength === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      inspect(false);
+    };
+    const onEnd = () => inspect(true);
+    // An empty body can have ended already, while the gate ran.
+    if (stream.readableEnded || stream.closed || stream.destroyed) return onEnd();
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.once("close", onEnd);
+  });
+}
+
+/** The message's bytes, decompressed when its envelope says it is compressed. */
+async function unwrap(
+  envelope: Envelope,
+  compression: Compression | null,
+  readMaxBytes: number,
+): Promise<Uint8Array> {
+  if ((envelope.flags & compressedFlag) !== compressedFlag) return envelope.data;
   if (compression === null) {
     throw new ConnectError(
       "received compressed envelope, but do not know how to decompress",
       Code.Internal,
     );
   }
-  return compression.decompress(first.data, readMaxBytes);
+  return compression.decompress(envelope.data, readMaxBytes);
 }
 
 function tooLarge(size: number, readMaxBytes: number) {
@@ -364,8 +350,6 @@ class DirectCall implements HandlerContext {
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ended = false;
-  private cancelReason: unknown;
-  private cancelled = false;
   private requestHeaders: Headers | undefined;
   private responseHeaders_: Headers | undefined;
   private responseTrailers_: Headers | undefined;
@@ -373,20 +357,13 @@ class DirectCall implements HandlerContext {
   constructor(
     readonly method: DescMethod,
     private readonly headers: IncomingHttpHeaders,
-    stream: ServerHttp2Stream,
+    private readonly stream: ServerHttp2Stream,
     timeoutMs: number | undefined,
     private readonly options: GrpcFastPathOptions,
   ) {
     this.service = method.parent;
     this.values = options.contextValues(stream);
     this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-    // A client that resets the stream (it gave up) cancels the call.
-    stream.once("close", () => {
-      if (this.ended) return;
-      this.cancelled = true;
-      this.cancelReason = resetReason(stream.rstCode);
-      this.controller?.abort(this.cancelReason);
-    });
   }
 
   get url(): string {
@@ -401,7 +378,10 @@ class DirectCall implements HandlerContext {
     const controller = new AbortController();
     this.controller = controller;
     const shutdown = this.options.shutdownSignal;
-    if (this.cancelled) controller.abort(this.cancelReason);
+    const stream = this.stream;
+    // A client that reset the stream (it gave up) has cancelled the call.
+    const clientGone = !this.ended && (stream.closed || stream.destroyed);
+    if (clientGone) controller.abort(resetReason(stream.rstCode));
     else if (shutdown.aborted) controller.abort(shutdown.reason);
     else if (this.ended) controller.abort();
     else if (this.deadline !== undefined && this.deadline <= Date.now()) {
@@ -414,10 +394,17 @@ class DirectCall implements HandlerContext {
         );
       }
       const onShutdown = () => controller.abort(shutdown.reason);
+      const onClose = () => {
+        if (!this.ended) controller.abort(resetReason(stream.rstCode));
+      };
       shutdown.addEventListener("abort", onShutdown, { once: true });
+      stream.once("close", onClose);
       controller.signal.addEventListener(
         "abort",
-        () => shutdown.removeEventListener("abort", onShutdown),
+        () => {
+          shutdown.removeEventListener("abort", onShutdown);
+          stream.off("close", onClose);
+        },
         { once: true },
       );
     }

@@ -97,8 +97,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     authenticate: options.authenticate,
     interceptors: options.interceptors,
   });
-  const contextValues = (socket: Socket | undefined) =>
-    createContextValues().set(peerAddressKey, `${socket?.remoteAddress}:${socket?.remotePort}`);
+  const peerAddress = (socket: Socket | undefined) =>
+    `${socket?.remoteAddress}:${socket?.remotePort}`;
+  const contextValues = (peer: string) => createContextValues().set(peerAddressKey, peer);
+  // One HTTP/2 connection carries many calls from one peer: its address is made once.
+  const sessionPeers = new WeakMap<http2.Http2Session, string>();
+  const streamPeer = (stream: ServerHttp2Stream) => {
+    const session = stream.session;
+    if (session === undefined) return peerAddress(undefined);
+    let peer = sessionPeers.get(session);
+    if (peer === undefined) {
+      peer = peerAddress(session.socket as Socket);
+      sessionPeers.set(session, peer);
+    }
+    return peer;
+  };
   const acceptCompression = [compressionGzip, compressionBrotli];
   // Interceptors of the caller's own are Connect interceptors: only Connect can run them.
   const fastPath =
@@ -109,7 +122,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           acceptCompression,
           compressMinBytes,
           shutdownSignal: forceStop.signal,
-          contextValues: (stream) => contextValues(stream.session?.socket as Socket | undefined),
+          contextValues: (stream) => contextValues(streamPeer(stream)),
         })
       : undefined;
   const handler = connectNodeAdapter({
@@ -135,7 +148,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Aborted only when the grace period runs out: calls still running then
     // end with UNAVAILABLE, which gRPC clients treat as "retry elsewhere".
     shutdownSignal: forceStop.signal,
-    contextValues: (req) => contextValues(req.socket as Socket),
+    contextValues: (req) => contextValues(peerAddress(req.socket as Socket)),
     fallback: serveKeys(options.publishedKeys, options.fallback),
   });
   const methodKinds = new Map<string, DescMethod["methodKind"]>();
@@ -147,11 +160,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
+  const untrack = () => {
+    if (--inFlight === 0) onIdle?.();
+  };
   const track = (closes: { once(event: "close", listener: () => void): unknown }) => {
     inFlight++;
-    closes.once("close", () => {
-      if (--inFlight === 0) onIdle?.();
-    });
+    closes.once("close", untrack);
   };
   const normalize = (url: string, headers: http.IncomingHttpHeaders) => {
     const query = url.indexOf("?");
