@@ -161,7 +161,9 @@ async function startServerProcess(mode: UnaryModeName, signingKey: string) {
   const child = spawnOnCore(
     0,
     process.execPath,
-    ["--conditions=@meridian/source", "--import", "tsx", script, mode],
+    // Meridian's libraries as the services run them: compiled (dist/, built by
+    // the bench's Nx target), not from source through tsx's transform.
+    ["--import", "tsx", script, mode],
     {
       env: { ...process.env, [signingKeyVariable]: signingKey },
       stdio: ["ignore", "pipe", "inherit"],
