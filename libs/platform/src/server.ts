@@ -18,7 +18,8 @@ import {
   Code,
   ConnectError,
   type ConnectRouter,
-  createContextValues,
+  type ContextKey,
+  type ContextValues,
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
@@ -99,7 +100,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const peerAddress = (socket: Socket | undefined) =>
     `${socket?.remoteAddress}:${socket?.remotePort}`;
-  const contextValues = (peer: string) => createContextValues().set(peerAddressKey, peer);
+  const contextValues = (peer: string) => new CallValues().set(peerAddressKey, peer);
   // One HTTP/2 connection carries many calls from one peer: its address is made once.
   const sessionPeers = new WeakMap<http2.Http2Session, string>();
   const streamPeer = (stream: ServerHttp2Stream) => {
@@ -274,6 +275,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return fastPath?.served ?? 0;
     },
   };
+}
+
+/**
+ * A call's context values, as Connect's createContextValues keeps them (by
+ * each key's symbol, on the object itself), with the methods on the
+ * prototype: Connect's object literal makes three new functions per call.
+ */
+class CallValues implements ContextValues {
+  get<T>(key: ContextKey<T>): T {
+    const own = this as unknown as Record<symbol, T>;
+    return key.id in own ? (own[key.id] as T) : key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    (this as unknown as Record<symbol, T>)[key.id] = value;
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    delete (this as unknown as Record<symbol, unknown>)[key.id];
+    return this;
+  }
 }
 
 const serverIdleSessionMs = 10 * 60_000;
