@@ -7,15 +7,21 @@ import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { callLogWriter, createLogger } from "../src/logger.js";
 
+/** A stream that keeps every line written to it. */
+function lineSink() {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
 describe("createLogger", () => {
   it("writes the per-call line exactly as logger.info would", async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, sink } = lineSink();
     const logger = createLogger("svc", "info", sink);
     const fields = {
       rpc: "meridian.user.v1.UserService/GetUser",
@@ -39,13 +45,7 @@ describe("createLogger", () => {
   });
 
   it("logs a database error's message and code, not the client it carries", async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, sink } = lineSink();
     const logger = createLogger("svc", "info", sink);
     const client = new pg.Client({ connectionString: "postgresql://u:hunter2@127.0.0.1:1/db" });
     const error = Object.assign(new Error("terminating connection"), { code: "57P01", client });
