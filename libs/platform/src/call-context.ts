@@ -46,7 +46,11 @@ export function bindCallContext(): Interceptor {
   };
 }
 
-async function* stepInCall<T>(call: HandlerContext, messages: AsyncIterable<T>): AsyncGenerator<T> {
+/** Each step of a stream (a streaming handler's body runs as it is read) in the call's scope. */
+export async function* stepInCall<T>(
+  call: HandlerContext,
+  messages: AsyncIterable<T>,
+): AsyncGenerator<T> {
   const iterator = messages[Symbol.asyncIterator]();
   try {
     for (;;) {

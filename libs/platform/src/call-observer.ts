@@ -141,6 +141,20 @@ function endedCallError(
     : toConnectError(error, onInternal);
 }
 
+/**
+ * A server-streaming call's responses, observed as the interceptor below
+ * observes them: the log line when the stream ends, fails or is abandoned,
+ * and what it throws mapped to the error to send. The direct path runs this.
+ */
+export function observeServerStream(logger: Logger) {
+  return <T>(call: HandlerContext, responses: AsyncIterable<T>): AsyncIterable<T> => {
+    const started = performance.now();
+    const finish = (code: Code | 0, error?: ConnectError) =>
+      logCall(logger, call, call.values.get(peerAddressKey), started, code, error);
+    return observeStream(responses, finish, internalErrorLogger(logger, call));
+  };
+}
+
 export function observeCalls(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();

@@ -12,8 +12,13 @@
  *    gRPC status, and write the call's one log line.
  */
 import type { HandlerContext, Interceptor } from "@connectrpc/connect";
-import { bindCallContext, handlerContextKey, runInCall } from "./call-context.js";
-import { logRejectedCall, observeCalls, observeUnary } from "./call-observer.js";
+import { bindCallContext, handlerContextKey, runInCall, stepInCall } from "./call-context.js";
+import {
+  logRejectedCall,
+  observeCalls,
+  observeServerStream,
+  observeUnary,
+} from "./call-observer.js";
 import type { Logger } from "./logger.js";
 
 export interface CallPipeline {
@@ -21,6 +26,8 @@ export interface CallPipeline {
   admit(call: HandlerContext): void | Promise<void>;
   /** Runs a unary call's handler: `invoke` calls the implementation. */
   unary<T>(call: HandlerContext, invoke: () => Promise<T>): Promise<T>;
+  /** A server-streaming handler's responses (`open` calls the implementation), each step in scope. */
+  serverStream<T>(call: HandlerContext, open: () => AsyncIterable<T>): AsyncIterable<T>;
   /** The same steps as Connect interceptors, for the calls Connect serves. */
   readonly interceptors: Interceptor[];
 }
@@ -59,6 +66,10 @@ export function createCallPipeline({
   const unary = <T>(call: HandlerContext, invoke: () => Promise<T>): Promise<T> =>
     observe(call, () => runInCall(call, invoke));
 
+  const observeStream = observeServerStream(logger);
+  const serverStream = <T>(call: HandlerContext, open: () => AsyncIterable<T>) =>
+    observeStream(call, stepInCall(call, runInCall(call, open)));
+
   // Connect's interceptors see unary calls too (those it serves: Connect and
   // gRPC-Web protocols, compressed or JSON gRPC). They take the same `unary`
   // path; streams go through the streaming observer and scope.
@@ -77,6 +88,7 @@ export function createCallPipeline({
   return {
     admit,
     unary,
+    serverStream,
     interceptors: [
       unaryFirst,
       streamsOnly(observeCalls(logger)),

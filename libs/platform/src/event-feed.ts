@@ -23,6 +23,7 @@ import {
 } from "@meridian/proto/meridian/common/v1/common_pb";
 import { InvalidArgumentError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { sendShared } from "./shared-answers.js";
 
 export interface FeedEvent {
   readonly cursor: bigint;
@@ -245,6 +246,8 @@ export class EventFeed<E extends FeedEvent> {
  * `oneof kind { <Service>Event event = 1; WatchHeartbeat heartbeat = 2; }`,
  * so one mapping serves all of them.
  */
+const eventAnswers = new WeakMap<object, object>();
+
 export async function* watchResponses<M>(
   items: AsyncIterable<WatchItem<FeedEvent & { message: M }>>,
 ): AsyncGenerator<
@@ -252,7 +255,16 @@ export async function* watchResponses<M>(
 > {
   for await (const item of items) {
     if (item.event) {
-      yield { kind: { case: "event", value: item.event.message } };
+      // Every live watcher sends the same event: one answer object for all,
+      // which the direct gRPC path then encodes once.
+      type EventAnswer = { kind: { case: "event"; value: M } };
+      let answer = eventAnswers.get(item.event) as EventAnswer | undefined;
+      if (answer === undefined) {
+        const made: EventAnswer = { kind: { case: "event", value: item.event.message } };
+        answer = sendShared(made);
+        eventAnswers.set(item.event, made);
+      }
+      yield answer;
     } else {
       const heartbeat = create(WatchHeartbeatSchema, {
         sendTime: timestampNow(),

@@ -38,6 +38,7 @@ import {
 import { type Compression, compressedFlag } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { CallPipeline } from "./call-pipeline.js";
+import { isShared } from "./shared-answers.js";
 
 export interface GrpcFastPathOptions {
   pipeline: CallPipeline;
@@ -53,16 +54,18 @@ export interface GrpcFastPathOptions {
   contextValues: (stream: ServerHttp2Stream) => ContextValues;
 }
 
-type UnaryImpl = (request: unknown, context: HandlerContext) => unknown;
-interface UnaryRoute {
-  method: DescMethod & { methodKind: "unary" };
-  impl: UnaryImpl;
+type MethodImpl = (request: unknown, context: HandlerContext) => unknown;
+/** A method the direct path serves: unary, or server streaming (one request, a stream of answers). */
+interface Route {
+  method: DescMethod;
+  impl: MethodImpl;
 }
+const directKinds = new Set<DescMethod["methodKind"]>(["unary", "server_streaming"]);
 
 const grpcProto = "application/grpc+proto";
 
 export class GrpcFastPath {
-  private readonly routes = new Map<string, UnaryRoute>();
+  private readonly routes = new Map<string, Route>();
   /** Calls this path has taken (tests check the path is really used). */
   served = 0;
 
@@ -83,10 +86,10 @@ export class GrpcFastPath {
         return wrapper;
       },
       rpc: (method, impl, options) => {
-        if (options === undefined && method.methodKind === "unary") {
+        if (options === undefined && directKinds.has(method.methodKind)) {
           this.routes.set(`/${method.parent.typeName}/${method.name}`, {
-            method: method as UnaryRoute["method"],
-            impl: impl as UnaryImpl,
+            method,
+            impl: impl as MethodImpl,
           });
         }
         router.rpc(method, impl, options);
@@ -100,10 +103,10 @@ export class GrpcFastPath {
     for (const method of service.methods) {
       const fn = (implementation as Record<string, unknown>)[method.localName];
       // Unimplemented methods are Connect's to refuse, with its own message.
-      if (method.methodKind !== "unary" || typeof fn !== "function") continue;
+      if (!directKinds.has(method.methodKind) || typeof fn !== "function") continue;
       this.routes.set(`/${service.typeName}/${method.name}`, {
-        method: method as UnaryRoute["method"],
-        impl: fn.bind(implementation) as UnaryImpl,
+        method,
+        impl: fn.bind(implementation) as MethodImpl,
       });
     }
   }
@@ -125,17 +128,21 @@ export class GrpcFastPath {
       requestCompression = found;
     }
     this.served++;
-    void this.handle(stream, headers, route, requestCompression);
+    if (route.method.methodKind === "unary") {
+      void this.handle(stream, headers, route, requestCompression);
+    } else {
+      void this.handleServerStream(stream, headers, route, requestCompression);
+    }
     return true;
   }
 
   private async handle(
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
-    route: UnaryRoute,
+    route: Route,
     requestCompression: Compression | null,
   ): Promise<void> {
-    const { pipeline, readMaxBytes } = this.options;
+    const { pipeline } = this.options;
     // Connect reads the whole body into its pipeline; errors on the stream
     // (a client reset) end the call here instead of surfacing as events.
     stream.on("error", ignore);
@@ -149,29 +156,16 @@ export class GrpcFastPath {
     let envelope: Uint8Array | undefined;
     let failure: ConnectError | undefined;
     try {
-      // The gate runs before the body is read: a refused call's body never is.
-      const admitted = pipeline.admit(call);
-      if (admitted !== undefined) await admitted;
-      if (timeout.error) throw timeout.error;
-      const received = await readEnvelope(stream, readMaxBytes);
-      const bytes =
-        received.flags === 0
-          ? received.data
-          : await unwrap(received, requestCompression, readMaxBytes);
-      const request = parse(route.method.input, bytes);
+      const request = await this.receive(stream, call, timeout.error, requestCompression);
       const response = await pipeline.unary(call, async () =>
         normalize(route.method.output, await route.impl(request, call)),
       );
-      const answer = toBinaryChecked(route.method.output, response);
-      envelope =
-        responseCompression !== null && answer.byteLength >= this.options.compressMinBytes
-          ? frame(await responseCompression.compress(answer), compressedFlag)
-          : frame(answer, 0);
+      envelope = await this.encode(
+        toBinaryChecked(route.method.output, response),
+        responseCompression,
+      );
     } catch (error) {
-      failure =
-        error instanceof ConnectError
-          ? error
-          : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+      failure = asConnectError(error);
     }
     call.end();
     if (stream.destroyed || stream.closed) return;
@@ -182,6 +176,138 @@ export class GrpcFastPath {
     if (envelope === undefined) stream.end();
     else stream.end(envelope);
   }
+
+  /**
+   * A server-streaming call: the same request handling, then each answer
+   * framed and written as the handler yields it, with the stream's flow
+   * control. Headers go out with the first answer (a handler may still set
+   * them before it), trailers when the handler ends or fails. An answer
+   * marked with sendShared (shared-answers.ts) is encoded once for all streams.
+   */
+  private async handleServerStream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    route: Route,
+    requestCompression: Compression | null,
+  ): Promise<void> {
+    stream.on("error", ignore);
+    const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+    const call = new DirectCall(route.method, headers, stream, timeout.timeoutMs, this.options);
+    const responseCompression = negotiateResponse(
+      this.options.acceptCompression,
+      requestCompression,
+      headerValue(headers["grpc-accept-encoding"]),
+    );
+    const gone = () => stream.destroyed || stream.closed;
+    let headersSent = false;
+    const sendHeaders = () => {
+      if (headersSent) return;
+      headersSent = true;
+      stream.respond(call.responseHeaders(responseCompression), { waitForTrailers: true });
+    };
+    let failure: ConnectError | undefined;
+    let responses: AsyncIterator<unknown> | undefined;
+    try {
+      const request = await this.receive(stream, call, timeout.error, requestCompression);
+      responses = this.options.pipeline
+        .serverStream(call, () => route.impl(request, call) as AsyncIterable<unknown>)
+        [Symbol.asyncIterator]();
+      for (;;) {
+        const next = await responses.next();
+        if (next.done) break;
+        if (gone()) break;
+        const envelope = await this.encodeAnswer(
+          route.method.output,
+          next.value,
+          responseCompression,
+        );
+        sendHeaders();
+        if (!stream.write(envelope)) await drained(stream);
+      }
+    } catch (error) {
+      failure = asConnectError(error);
+    }
+    if (gone()) {
+      // The client went away: the handler learns it from its signal, and
+      // stops here if it had not.
+      call.end();
+      await responses?.return?.(undefined).catch(ignore);
+      return;
+    }
+    call.end();
+    sendHeaders();
+    stream.once("wantTrailers", () => {
+      if (!stream.destroyed) stream.sendTrailers(call.responseTrailers(failure));
+    });
+    stream.end();
+  }
+
+  /** The request of a call the gate lets in: read, checked, decompressed and parsed, as Connect does. */
+  private async receive(
+    stream: ServerHttp2Stream,
+    call: DirectCall,
+    timeoutError: ConnectError | undefined,
+    compression: Compression | null,
+  ): Promise<unknown> {
+    const { pipeline, readMaxBytes } = this.options;
+    // The gate runs before the body is read: a refused call's body never is.
+    const admitted = pipeline.admit(call);
+    if (admitted !== undefined) await admitted;
+    if (timeoutError) throw timeoutError;
+    const kind = call.method.methodKind === "unary" ? "unary" : "server-streaming";
+    const received = await readEnvelope(stream, readMaxBytes, kind);
+    const bytes =
+      received.flags === 0 ? received.data : await unwrap(received, compression, readMaxBytes);
+    return parse(call.method.input, bytes);
+  }
+
+  private async encodeAnswer(
+    desc: DescMessage,
+    answer: unknown,
+    compression: Compression | null,
+  ): Promise<Uint8Array> {
+    // Compressed answers are not cached: few streams ask for compression.
+    const shared = compression === null && isShared(answer);
+    if (shared) {
+      const cached = sharedEncodings.get(answer);
+      if (cached !== undefined) return cached;
+    }
+    const envelope = await this.encode(toBinaryChecked(desc, normalize(desc, answer)), compression);
+    if (shared) sharedEncodings.set(answer, envelope);
+    return envelope;
+  }
+
+  private encode(
+    bytes: Uint8Array,
+    compression: Compression | null,
+  ): Uint8Array | Promise<Uint8Array> {
+    if (compression === null || bytes.byteLength < this.options.compressMinBytes) {
+      return frame(bytes, 0);
+    }
+    return compression.compress(bytes).then((compressed) => frame(compressed, compressedFlag));
+  }
+}
+
+/** Encoded answers marked with sendShared, each made once. */
+const sharedEncodings = new WeakMap<object, Uint8Array>();
+
+function asConnectError(error: unknown): ConnectError {
+  return error instanceof ConnectError
+    ? error
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}
+
+/** Resolves when the stream can take more, or has closed. */
+function drained(stream: ServerHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.once("drain", done);
+    stream.once("close", done);
+  });
 }
 
 /** A gRPC length-prefixed message. */
@@ -251,7 +377,11 @@ interface Envelope {
  * message, no incomplete envelope. Whatever else the client sends is read
  * and dropped once the answer is known, as Connect does.
  */
-function readEnvelope(stream: ServerHttp2Stream, readMaxBytes: number): Promise<Envelope> {
+function readEnvelope(
+  stream: ServerHttp2Stream,
+  readMaxBytes: number,
+  kind: "unary" | "server-streaming",
+): Promise<Envelope> {
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
     let settled = false;
@@ -272,13 +402,13 @@ function readEnvelope(stream: ServerHttp2Stream, readMaxBytes: number): Promise<
       if (secondAt >= 0 && buffered.byteLength >= secondAt + 5) {
         const secondLength = buffered.readUInt32BE(secondAt + 1);
         if (secondLength > readMaxBytes) return settle(tooLarge(secondLength, readMaxBytes));
-        if (buffered.byteLength >= secondAt + 5 + secondLength) return settle(extraMessage());
+        if (buffered.byteLength >= secondAt + 5 + secondLength) return settle(extraMessage(kind));
       }
       if (!ended) return;
       if (buffered.byteLength === 0) {
         return settle(
           new ConnectError(
-            "protocol error: missing input message for unary method",
+            `protocol error: missing input message for ${kind} method`,
             Code.Unimplemented,
           ),
         );
@@ -329,9 +459,9 @@ function tooLarge(size: number, readMaxBytes: number) {
   );
 }
 
-function extraMessage() {
+function extraMessage(kind: string) {
   return new ConnectError(
-    "protocol error: received extra input message for unary method",
+    `protocol error: received extra input message for ${kind} method`,
     Code.Unimplemented,
   );
 }

@@ -94,6 +94,7 @@ export {
   signingKeyConfig,
 } from "./service-config.js";
 export { type RunningService, type ServeOptions, ServiceRuntime } from "./service-runtime.js";
+export { isShared, sendShared } from "./shared-answers.js";
 export {
   ensureSigningKeyFile,
   generateSigningJwk,

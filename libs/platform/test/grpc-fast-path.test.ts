@@ -11,20 +11,61 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { PreconditionFailureSchema } from "@meridian/proto/google/rpc/error_details_pb";
-import { UserSchema, UserService } from "@meridian/proto/meridian/user/v1/user_pb";
+import { UserEventType, UserSchema, UserService } from "@meridian/proto/meridian/user/v1/user_pb";
 import { type RawAnswer, rawGrpcClient, unaryCorpus } from "@meridian/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuthenticate } from "../src/auth.js";
 import { NotFoundError } from "../src/errors.js";
 import type { ServerPath } from "../src/server.js";
+import { sendShared } from "../src/shared-answers.js";
 import { generateSigningJwk, importSigningKey, TokenSigner, TokenVerifier } from "../src/tokens.js";
 import { startTestServer, type TestServer } from "./support.js";
 
 const readMaxBytes = 64 * 1024;
 const ada = create(UserSchema, { id: "8f0c4a52-7d0e-4c0e-9d5e-2b1a3c4d5e6f", name: "Ada" });
 
-/** GetUser by id, each id a kind of handler behaviour. */
+/** The same event object for every WatchUsers stream, as a feed shares it. */
+const sharedEvent = sendShared({
+  kind: { case: "event" as const, value: { type: UserEventType.CREATED, user: ada } },
+});
+
+/** GetUser by id and WatchUsers by resume cursor, each value a kind of handler behaviour. */
 const users: Partial<ServiceImpl<typeof UserService>> = {
+  async *watchUsers({ resumeCursor }, context) {
+    const heartbeat = (cursor: string) => ({
+      kind: { case: "heartbeat" as const, value: { cursor } },
+    });
+    switch (resumeCursor) {
+      case "three":
+        yield heartbeat("1");
+        yield sharedEvent;
+        yield sharedEvent;
+        return;
+      case "headers":
+        context.responseHeader.set("x-stream", "yes");
+        yield heartbeat("1");
+        context.responseTrailer.set("x-sent", "1");
+        return;
+      case "fail-first":
+        throw new NotFoundError("feed", resumeCursor);
+      case "fail-later":
+        yield heartbeat("1");
+        throw new ConnectError("feed broke", Code.Unavailable, { "retry-after": "1" });
+      case "big":
+        yield {
+          kind: { case: "event" as const, value: { user: { ...ada, name: "y".repeat(4000) } } },
+        };
+        return;
+      case "slow":
+        yield heartbeat("1");
+        await sleep(10_000, undefined, { signal: context.signal });
+        return;
+      case "":
+        return;
+      default:
+        throw new TypeError("a bug in a stream");
+    }
+  },
   async getUser({ id }, context) {
     switch (id) {
       case "headers":
@@ -94,7 +135,11 @@ describe("the direct gRPC path answers exactly as Connect's adapter does", () =>
     unaryCorpus(UserService, {
       token,
       readMaxBytes,
+      kinds: ["unary", "server_streaming"],
       samples: {
+        WatchUsers: ["three", "headers", "fail-first", "fail-later", "big", "slow", "bug"].map(
+          (resumeCursor) => ({ resumeCursor }),
+        ),
         GetUser: ["ada", "headers", "details", "domain", "bug", "slow", "big"].map((id) => ({
           id,
         })),
@@ -110,7 +155,7 @@ describe("the direct gRPC path answers exactly as Connect's adapter does", () =>
       await Promise.all(
         cases.map(async (call) => {
           // "slow" sends a 50 s deadline too: keep it short so both time out alike.
-          const headers = call.name.startsWith("GetUser: request 6")
+          const headers = /^(GetUser|WatchUsers): request 6/.test(call.name)
             ? { ...call.headers, "grpc-timeout": "200m" }
             : call.headers;
           const [a, b] = await Promise.all([
@@ -128,7 +173,8 @@ describe("the direct gRPC path answers exactly as Connect's adapter does", () =>
     expect(cases.length).toBeGreaterThan(100);
     // GetUser is the one method implemented here; Connect keeps what only it handles.
     const direct = cases.filter(
-      (c) => c.path.endsWith("/GetUser") && !/unknown grpc-encoding|JSON codec/.test(c.name),
+      (c) =>
+        /\/(GetUser|WatchUsers)$/.test(c.path) && !/unknown grpc-encoding|JSON codec/.test(c.name),
     );
     expect(servers.fast.directCalls).toBe(direct.length);
     expect(servers.stock.directCalls).toBe(0);

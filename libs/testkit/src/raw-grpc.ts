@@ -96,18 +96,22 @@ export interface CorpusOptions {
   readMaxBytes: number;
   /** Requests to send for a method, by method name (the empty request is always sent). */
   samples?: Partial<Record<string, readonly object[]>>;
+  /** Which methods get calls: unary by default; server-streaming ones take one request too. */
+  kinds?: readonly ("unary" | "server_streaming")[];
 }
 
 /**
- * Every way Meridian's calls can arrive, for each unary method of `service`:
+ * Every way Meridian's calls can arrive, for each unary (and optionally each
+ * server-streaming) method of `service`:
  * valid requests, and each thing a client can get wrong or do unusually.
  */
 export function unaryCorpus(service: DescService, options: CorpusOptions): RawCall[] {
   const calls: RawCall[] = [];
   const auth = { authorization: `Bearer ${options.token}` };
   const grpc = { "content-type": "application/grpc", ...auth };
+  const kinds: readonly string[] = options.kinds ?? ["unary"];
   for (const method of service.methods) {
-    if (method.methodKind !== "unary") continue;
+    if (!kinds.includes(method.methodKind)) continue;
     const path = `/${service.typeName}/${method.name}`;
     const add = (name: string, headers: Record<string, string>, body: Uint8Array) =>
       calls.push({ name: `${method.name}: ${name}`, path, headers, body });
