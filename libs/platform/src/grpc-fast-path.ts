@@ -143,15 +143,11 @@ export class GrpcFastPath {
     requestCompression: Compression | null,
   ): Promise<void> {
     const { pipeline } = this.options;
-    // Connect reads the whole body into its pipeline; errors on the stream
-    // (a client reset) end the call here instead of surfacing as events.
-    stream.on("error", ignore);
-    const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-    const call = new DirectCall(route.method, headers, stream, timeout.timeoutMs, this.options);
-    const responseCompression = negotiateResponse(
-      this.options.acceptCompression,
+    const { call, timeout, responseCompression } = this.begin(
+      stream,
+      headers,
+      route,
       requestCompression,
-      headerValue(headers["grpc-accept-encoding"]),
     );
     let envelope: Uint8Array | undefined;
     let failure: ConnectError | undefined;
@@ -190,13 +186,11 @@ export class GrpcFastPath {
     route: Route,
     requestCompression: Compression | null,
   ): Promise<void> {
-    stream.on("error", ignore);
-    const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-    const call = new DirectCall(route.method, headers, stream, timeout.timeoutMs, this.options);
-    const responseCompression = negotiateResponse(
-      this.options.acceptCompression,
+    const { call, timeout, responseCompression } = this.begin(
+      stream,
+      headers,
+      route,
       requestCompression,
-      headerValue(headers["grpc-accept-encoding"]),
     );
     const gone = () => stream.destroyed || stream.closed;
     let headersSent = false;
@@ -240,6 +234,26 @@ export class GrpcFastPath {
       if (!stream.destroyed) stream.sendTrailers(call.responseTrailers(failure));
     });
     stream.end();
+  }
+
+  /** What every call on this path starts with: its context, its deadline and its answer's encoding. */
+  private begin(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    route: Route,
+    requestCompression: Compression | null,
+  ) {
+    // Errors on the stream (a client reset) end the call through its
+    // signal and the checks below, instead of surfacing as events.
+    stream.on("error", ignore);
+    const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+    const call = new DirectCall(route.method, headers, stream, timeout.timeoutMs, this.options);
+    const responseCompression = negotiateResponse(
+      this.options.acceptCompression,
+      requestCompression,
+      headerValue(headers["grpc-accept-encoding"]),
+    );
+    return { call, timeout, responseCompression };
   }
 
   /** The request of a call the gate lets in: read, checked, decompressed and parsed, as Connect does. */
