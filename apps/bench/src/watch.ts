@@ -7,12 +7,17 @@
  * arrival at the watcher, on the same clock.
  */
 import { setMaxListeners } from "node:events";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { OrderService } from "@meridian/proto/meridian/order/v1/order_pb";
-import { createTestClient } from "@meridian/testkit";
+import {
+  OrderService,
+  WatchOrdersRequestSchema,
+  WatchOrdersResponseSchema,
+} from "@meridian/proto/meridian/order/v1/order_pb";
 import { orderPlacer } from "./e2e.js";
 import { openLoop } from "./loops.js";
 import { rssBytes, startCpuMeter } from "./processes.js";
+import { rawServerStream, rawStreamSessions } from "./raw-watch.js";
 import {
   formatNumber,
   mebibytes,
@@ -54,9 +59,9 @@ export async function benchWatch(settings: WatchSettings) {
     const rssBefore = rssBytes(orderService);
 
     const connections = Math.ceil(watchers / streamsPerConnection);
-    const clients = Array.from({ length: connections }, () =>
-      createTestClient(OrderService, system.urls["order-service"], "grpc", token),
-    );
+    const sessions = rawStreamSessions(system.urls["order-service"], connections);
+    const watchPath = `/${OrderService.typeName}/${OrderService.method.watchOrders.name}`;
+    const watchRequest = toBinary(WatchOrdersRequestSchema, create(WatchOrdersRequestSchema));
     const latencies: number[] = [];
     /** Cursors of the events seen: every watcher should see every one. */
     const events = new Set<string>();
@@ -67,28 +72,33 @@ export async function benchWatch(settings: WatchSettings) {
     const allLive = new Promise<void>((resolve) => {
       everyoneLive = resolve;
     });
-    const watch = async (client: (typeof clients)[number]) => {
-      try {
-        for await (const { kind } of client.watchOrders({}, { signal: stopWatching.signal })) {
-          if (kind.case === "event" && kind.value.occurTime !== undefined) {
-            events.add(kind.value.cursor);
-            latencies.push(
-              performance.timeOrigin + performance.now() - timestampMs(kind.value.occurTime),
-            );
-          } else if (kind.case === "heartbeat" && ++live === watchers) {
-            // The first message of every watch is a heartbeat: it is live.
-            everyoneLive();
-          }
-        }
-      } catch (error) {
-        if (stopWatching.signal.aborted) return;
-        streamErrors++;
-        firstStreamError ??= String(error);
+    const onMessage = (bytes: Uint8Array) => {
+      const arrived = performance.timeOrigin + performance.now();
+      const { kind } = fromBinary(WatchOrdersResponseSchema, bytes);
+      if (kind.case === "event" && kind.value.occurTime !== undefined) {
+        events.add(kind.value.cursor);
+        latencies.push(arrived - timestampMs(kind.value.occurTime));
+      } else if (kind.case === "heartbeat" && ++live === watchers) {
+        // The first message of every watch is a heartbeat: it is live.
+        everyoneLive();
       }
+    };
+    const watch = async (session: (typeof sessions)[number]) => {
+      const status = await rawServerStream(
+        session,
+        watchPath,
+        { authorization: `Bearer ${token}` },
+        watchRequest,
+        onMessage,
+        stopWatching.signal,
+      );
+      if (status === "aborted") return;
+      streamErrors++;
+      firstStreamError ??= `a watch ended with grpc-status ${status}`;
     };
     const opening = performance.now();
     const streams = Array.from({ length: watchers }, (_, i) =>
-      watch(clients[i % connections] as (typeof clients)[number]),
+      watch(sessions[i % connections] as (typeof sessions)[number]),
     );
     await withTimeout(
       allLive,
@@ -174,6 +184,7 @@ export async function benchWatch(settings: WatchSettings) {
     );
     stopWatching.abort();
     await Promise.all(streams);
+    for (const session of sessions) session.close();
     return result;
   } finally {
     stopWatching.abort();
