@@ -22,12 +22,12 @@ import { OrderService } from "@meridian/proto/meridian/order/v1/order_pb";
 import { PaymentService } from "@meridian/proto/meridian/payment/v1/payment_pb";
 import { UserService } from "@meridian/proto/meridian/user/v1/user_pb";
 import {
+  callCorpus,
   createTestClient,
   type RawAnswer,
   rawGrpcClient,
   type TestDatabase,
   testDatabaseKinds,
-  unaryCorpus,
 } from "@meridian/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -114,7 +114,7 @@ describe.skipIf(postgres === undefined)("both server paths answer every RPC alik
     name: ServiceName,
     samples: Record<string, readonly object[]>,
   ) => {
-    const corpus = unaryCorpus(service, { token, readMaxBytes, samples });
+    const corpus = callCorpus(service, { token, readMaxBytes, samples });
     const fast = rawGrpcClient(systems.fast.urls[name]);
     const stock = rawGrpcClient(systems.stock.urls[name]);
     const differences: string[] = [];

@@ -1,15 +1,16 @@
 /**
  * What happens to every call a Meridian server takes, in one place, whichever
- * path serves it: Connect's universal handler (streams, the Connect and
- * gRPC-Web protocols) or the direct path for unary gRPC (grpc-fast-path.ts).
+ * path serves it: Connect's universal handler (client and bidi streams, the
+ * Connect and gRPC-Web protocols) or the direct path for unary and
+ * server-streaming gRPC (grpc-fast-path.ts).
  * Both run exactly these steps, so a call behaves the same on either:
  *
  * 1. `admit`, before the request body is read: keep the HandlerContext for
  *    outgoing calls and authenticate; a refused call is logged and answered
  *    with the error, its body never read.
- * 2. `unary` (or, for streams, the same steps as interceptors): run the
- *    handler in the call's AsyncLocalStorage scope, map what it throws to a
- *    gRPC status, and write the call's one log line.
+ * 2. `unary` or `serverStream` (for Connect, the same steps as
+ *    interceptors): run the handler in the call's AsyncLocalStorage scope,
+ *    map what it throws to a gRPC status, and write the call's one log line.
  */
 import type { HandlerContext, Interceptor } from "@connectrpc/connect";
 import { bindCallContext, handlerContextKey, runInCall, stepInCall } from "./call-context.js";

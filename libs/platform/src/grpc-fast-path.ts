@@ -1,6 +1,6 @@
 /**
- * The direct path for the calls services make to each other most: unary
- * gRPC with binary protobuf over HTTP/2. It serves them on node:http2's
+ * The direct path for the calls services make to each other most: unary and
+ * server-streaming gRPC with binary protobuf over HTTP/2. It serves them on node:http2's
  * stream API, with the same service implementations, the router's own limits
  * and the same per-call pipeline (call-pipeline.ts) as every other call, but
  * without Connect's universal pipeline of async iterables, Headers objects
@@ -8,7 +8,7 @@
  * short-lived generator objects, DOMExceptions from abort()).
  *
  * Everything else, and anything unusual about a call that only Connect
- * handles (streaming methods, the Connect and gRPC-Web protocols, JSON, an
+ * handles (client and bidi streams, the Connect and gRPC-Web protocols, JSON, an
  * unknown grpc-encoding, a service registered with its own options), is
  * left to Connect: `serve` returns false after looking only at the headers.
  *
@@ -72,8 +72,9 @@ export class GrpcFastPath {
   constructor(private readonly options: GrpcFastPathOptions) {}
 
   /**
-   * The router the services register on, wrapped: every unary method is
-   * also remembered for the direct path. Connect still gets every service.
+   * The router the services register on, wrapped: every unary and
+   * server-streaming method is also remembered for the direct path. Connect
+   * still gets every service.
    */
   record(router: ConnectRouter): ConnectRouter {
     const wrapper: ConnectRouter = {
@@ -81,17 +82,18 @@ export class GrpcFastPath {
         return router.handlers;
       },
       service: (service, implementation, options) => {
-        if (options === undefined) this.remember(service, implementation);
+        if (options === undefined) {
+          for (const method of service.methods) {
+            const fn = (implementation as Record<string, unknown>)[method.localName];
+            // Unimplemented methods are Connect's to refuse, with its own message.
+            if (typeof fn === "function") this.remember(method, fn.bind(implementation));
+          }
+        }
         router.service(service, implementation, options);
         return wrapper;
       },
       rpc: (method, impl, options) => {
-        if (options === undefined && directKinds.has(method.methodKind)) {
-          this.routes.set(`/${method.parent.typeName}/${method.name}`, {
-            method,
-            impl: impl as MethodImpl,
-          });
-        }
+        if (options === undefined) this.remember(method, impl as MethodImpl);
         router.rpc(method, impl, options);
         return wrapper;
       },
@@ -99,24 +101,18 @@ export class GrpcFastPath {
     return wrapper;
   }
 
-  private remember(service: DescService, implementation: object) {
-    for (const method of service.methods) {
-      const fn = (implementation as Record<string, unknown>)[method.localName];
-      // Unimplemented methods are Connect's to refuse, with its own message.
-      if (!directKinds.has(method.methodKind) || typeof fn !== "function") continue;
-      this.routes.set(`/${service.typeName}/${method.name}`, {
-        method,
-        impl: fn.bind(implementation) as MethodImpl,
-      });
-    }
+  private remember(method: DescMethod, impl: MethodImpl) {
+    if (!directKinds.has(method.methodKind)) return;
+    this.routes.set(`/${method.parent.typeName}/${method.name}`, { method, impl });
   }
 
-  /** Serves the call and returns true, or returns false (having done nothing) for Connect. */
-  serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+  /**
+   * Serves the call to `path` (the request's path without its query) and
+   * returns true, or returns false, having done nothing, for Connect.
+   */
+  serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string): boolean {
     if (headers[":method"] !== "POST") return false;
-    const path = headers[":path"] ?? "";
-    const query = path.indexOf("?");
-    const route = this.routes.get(query === -1 ? path : path.slice(0, query));
+    const route = this.routes.get(path);
     if (route === undefined) return false;
     const contentType = headers["content-type"];
     if (contentType !== "application/grpc" && contentType !== grpcProto) return false;

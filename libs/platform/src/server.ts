@@ -67,8 +67,9 @@ export interface ServerOptions {
   /** Health Watch poll period; tests shorten it. */
   healthWatchIntervalMs?: number;
   /**
-   * "fast" (the default) serves unary gRPC calls with binary protobuf on the
-   * direct path (grpc-fast-path.ts) and everything else with Connect;
+   * "fast" (the default) serves unary and server-streaming gRPC calls with
+   * binary protobuf on the direct path (grpc-fast-path.ts) and everything
+   * else with Connect;
    * "stock" serves every call with Connect's node adapter.
    */
   serverPath?: ServerPath;
@@ -168,10 +169,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     inFlight++;
     closes.once("close", untrack);
   };
+  /** The procedure's path (the URL without a query), its deadline header normalized. */
   const normalize = (url: string, headers: http.IncomingHttpHeaders) => {
     const query = url.indexOf("?");
-    const kind = methodKinds.get(query === -1 ? url : url.slice(0, query));
+    const path = query === -1 ? url : url.slice(0, query);
+    const kind = methodKinds.get(path);
     if (kind !== undefined) normalizeDeadline(headers, kind, options.deadlines);
+    return path;
   };
   const h1 = http.createServer((req, res) => {
     track(res);
@@ -189,8 +193,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rawHeaders: string[],
   ) => {
     track(stream);
-    normalize(headers[":path"] ?? "", headers);
-    if (fastPath?.serve(stream, headers)) return;
+    const path = normalize(headers[":path"] ?? "", headers);
+    if (fastPath?.serve(stream, headers, path)) return;
     const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
     const res = new http2.Http2ServerResponse(stream);
     if (headers.expect === "100-continue") res.writeContinue();

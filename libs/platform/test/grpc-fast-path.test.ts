@@ -12,7 +12,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { PreconditionFailureSchema } from "@meridian/proto/google/rpc/error_details_pb";
 import { UserEventType, UserSchema, UserService } from "@meridian/proto/meridian/user/v1/user_pb";
-import { type RawAnswer, rawGrpcClient, unaryCorpus } from "@meridian/testkit";
+import { callCorpus, type RawAnswer, rawGrpcClient } from "@meridian/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuthenticate } from "../src/auth.js";
 import { NotFoundError } from "../src/errors.js";
@@ -132,7 +132,7 @@ describe("the direct gRPC path answers exactly as Connect's adapter does", () =>
   });
 
   const corpus = () =>
-    unaryCorpus(UserService, {
+    callCorpus(UserService, {
       token,
       readMaxBytes,
       kinds: ["unary", "server_streaming"],

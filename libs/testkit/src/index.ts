@@ -23,10 +23,10 @@ export {
 } from "./migrations.js";
 export {
   type CorpusOptions,
+  callCorpus,
   grpcFrame,
   type RawAnswer,
   type RawCall,
   rawGrpcClient,
-  unaryCorpus,
 } from "./raw-grpc.js";
 export { drain, takeUntil } from "./streams.js";

@@ -105,7 +105,7 @@ export interface CorpusOptions {
  * server-streaming) method of `service`:
  * valid requests, and each thing a client can get wrong or do unusually.
  */
-export function unaryCorpus(service: DescService, options: CorpusOptions): RawCall[] {
+export function callCorpus(service: DescService, options: CorpusOptions): RawCall[] {
   const calls: RawCall[] = [];
   const auth = { authorization: `Bearer ${options.token}` };
   const grpc = { "content-type": "application/grpc", ...auth };
