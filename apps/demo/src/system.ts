@@ -72,6 +72,13 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     const database = options.databaseUrls?.[name];
     return {
       PATH: process.env.PATH ?? "",
+      // For profiling under load (tools/cpu-profile.mjs); unset in normal runs.
+      ...(process.env.SERVICE_NODE_OPTIONS
+        ? {
+            NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS,
+            CPU_PROFILE_DIR: path.resolve(process.env.CPU_PROFILE_DIR ?? "."),
+          }
+        : {}),
       HOST: host,
       PORT: String(options.ports[name]),
       DATA_DIR: path.join(options.dataDir, name),
