@@ -26,7 +26,6 @@ import {
   type DescService,
   fromBinary,
   isMessage,
-  toBinary,
 } from "@bufbuild/protobuf";
 import {
   Code,
@@ -37,6 +36,7 @@ import {
 } from "@connectrpc/connect";
 import { type Compression, compressedFlag } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { encodeBinary } from "./binary-encoding.js";
 import type { CallPipeline } from "./call-pipeline.js";
 import { isShared } from "./shared-answers.js";
 
@@ -152,10 +152,8 @@ export class GrpcFastPath {
       const response = await pipeline.unary(call, async () =>
         normalize(route.method.output, await route.impl(request, call)),
       );
-      envelope = await this.encode(
-        toBinaryChecked(route.method.output, response),
-        responseCompression,
-      );
+      const encoded = this.encode(route.method.output, response, responseCompression);
+      envelope = encoded instanceof Promise ? await encoded : encoded;
     } catch (error) {
       failure = asConnectError(error);
     }
@@ -282,19 +280,27 @@ export class GrpcFastPath {
       const cached = sharedEncodings.get(answer);
       if (cached !== undefined) return cached;
     }
-    const envelope = await this.encode(toBinaryChecked(desc, normalize(desc, answer)), compression);
+    const envelope = await this.encode(desc, normalize(desc, answer), compression);
     if (shared) sharedEncodings.set(answer, envelope);
     return envelope;
   }
 
+  /** An answer as a gRPC envelope: encoded straight after the envelope's 5 bytes, compressed if worth it. */
   private encode(
-    bytes: Uint8Array,
+    desc: DescMessage,
+    message: ReturnType<typeof normalize>,
     compression: Compression | null,
   ): Uint8Array | Promise<Uint8Array> {
-    if (compression === null || bytes.byteLength < this.options.compressMinBytes) {
-      return frame(bytes, 0);
+    const envelope = encodeChecked(desc, message);
+    const length = envelope.byteLength - 5;
+    if (compression === null || length < this.options.compressMinBytes) {
+      envelope[0] = 0;
+      envelope.writeUInt32BE(length, 1);
+      return envelope;
     }
-    return compression.compress(bytes).then((compressed) => frame(compressed, compressedFlag));
+    return compression
+      .compress(envelope.subarray(5))
+      .then((compressed) => frame(compressed, compressedFlag));
   }
 }
 
@@ -365,9 +371,10 @@ function parse(desc: DescMessage, bytes: Uint8Array) {
   }
 }
 
-function toBinaryChecked(desc: DescMessage, message: ReturnType<typeof normalize>): Uint8Array {
+/** The message with 5 free bytes in front for its envelope; a failure as Connect reports it. */
+function encodeChecked(desc: DescMessage, message: ReturnType<typeof normalize>): Buffer {
   try {
-    return toBinary(desc, message);
+    return encodeBinary(desc, message, 5);
   } catch (e) {
     throw new ConnectError(
       `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
