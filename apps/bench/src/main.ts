@@ -7,6 +7,7 @@
  *   npm run bench -- --only unary       one section: unary, e2e, watch or payload (repeatable)
  *   npm run bench -- --watchers 5000    watch streams in the fan-out section
  *   npm run bench -- --client node      load from the Node client even when h2load is installed
+ *   npm run bench -- --only unary --rows meridian,grpc-js   some unary rows only
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -17,6 +18,7 @@ import { benchPayload } from "./payload.js";
 import { hasTaskset } from "./processes.js";
 import { shownPath } from "./report.js";
 import { h2loadVersion, type LoadClient } from "./unary/load.js";
+import { unaryModes } from "./unary/modes.js";
 import { benchUnary } from "./unary/run.js";
 import { benchWatch } from "./watch.js";
 
@@ -30,6 +32,7 @@ const { values: flags } = parseArgs({
     watchers: { type: "string" },
     "watch-rate": { type: "string" },
     client: { type: "string" },
+    rows: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -40,7 +43,8 @@ if (flags.help) {
       "  --only <section>    run only this section; repeatable\n" +
       "  --watchers <n>      concurrent WatchOrders streams (default 5000; 500 with --quick)\n" +
       "  --watch-rate <n>    orders placed per second while they watch (default 1)\n" +
-      "  --client node       load the unary servers from the Node client instead of h2load",
+      "  --client node       load the unary servers from the Node client instead of h2load\n" +
+      `  --rows <a,b>        unary rows to run (${Object.keys(unaryModes).join(", ")})`,
   );
   process.exit(0);
 }
@@ -77,6 +81,11 @@ const client: LoadClient =
       : fail("--client must be h2load or node");
 if (client === "h2load" && !h2loadVersion)
   fail("h2load is not installed: apt-get install nghttp2-client");
+const rows = (flags.rows?.split(",") ?? Object.keys(unaryModes)).map((name) =>
+  name in unaryModes
+    ? (name as keyof typeof unaryModes)
+    : fail(`--rows: ${name} is not a unary row (${Object.keys(unaryModes).join(", ")})`),
+);
 // Checked now, not when the watch section comes round.
 const watchSettings = {
   quick,
@@ -101,7 +110,7 @@ console.log(`Meridian bench${quick ? " (--quick: short runs, rough numbers)" : "
 for (const [name, value] of Object.entries(machine)) console.log(`  ${name.padEnd(14)}${value}`);
 
 const run: Record<Section, () => unknown> = {
-  unary: () => benchUnary({ quick, client }),
+  unary: () => benchUnary({ quick, client, rows }),
   e2e: () => benchEndToEnd({ quick }),
   watch: () => benchWatch(watchSettings),
   payload: () => benchPayload({ quick }),

@@ -24,6 +24,8 @@ import { probe } from "./probe.js";
 export interface UnarySettings {
   quick: boolean;
   client: LoadClient;
+  /** The rows to run, of unaryModes (ratios need grpc-js and the ceiling among them). */
+  rows: readonly UnaryModeName[];
 }
 
 export interface UnaryRow {
@@ -57,7 +59,8 @@ export async function benchUnary(settings: UnarySettings) {
   );
 
   const measured: Omit<UnaryRow, "vsGrpcJs" | "ofCeiling">[] = [];
-  for (const [name, mode] of Object.entries(unaryModes) as [UnaryModeName, UnaryMode][]) {
+  for (const name of settings.rows) {
+    const mode: UnaryMode = unaryModes[name];
     process.stdout.write(`  ${mode.label}…`);
     const server = await startServerProcess(name, signingKey);
     try {
@@ -165,7 +168,14 @@ async function startServerProcess(mode: UnaryModeName, signingKey: string) {
     // the bench's Nx target), not from source through tsx's transform.
     ["--import", "tsx", script, mode],
     {
-      env: { ...process.env, [signingKeyVariable]: signingKey },
+      env: {
+        ...process.env,
+        [signingKeyVariable]: signingKey,
+        // For profiling a row under load (tools/cpu-profile.mjs); unset in normal runs.
+        ...(process.env.SERVICE_NODE_OPTIONS
+          ? { NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS, CPU_PROFILE_NAME: `unary-${mode}` }
+          : {}),
+      },
       stdio: ["ignore", "pipe", "inherit"],
     },
   );
