@@ -46,19 +46,27 @@ export function bindCallContext(): Interceptor {
   };
 }
 
-/** Each step of a stream (a streaming handler's body runs as it is read) in the call's scope. */
-export async function* stepInCall<T>(
+/**
+ * Each step of a stream (a streaming handler's body runs as it is read) in
+ * the call's scope. An iterator rather than an async generator: a watch
+ * steps thousands of streams per event, and a generator layer costs several
+ * promises per step where this costs none of its own.
+ */
+export function stepInCall<T>(
   call: HandlerContext,
   messages: AsyncIterable<T>,
-): AsyncGenerator<T> {
+): AsyncIterableIterator<T> {
   const iterator = messages[Symbol.asyncIterator]();
-  try {
-    for (;;) {
-      const step = await calls.run(call, () => iterator.next());
-      if (step.done) return;
-      yield step.value;
-    }
-  } finally {
-    await calls.run(call, async () => iterator.return?.());
-  }
+  return {
+    next: () => calls.run(call, () => iterator.next()),
+    return: (value?: unknown) =>
+      calls.run(call, () =>
+        iterator.return
+          ? iterator.return(value)
+          : Promise.resolve({ done: true as const, value: value as T }),
+      ),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }

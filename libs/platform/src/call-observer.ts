@@ -197,25 +197,53 @@ function whyTheCallEnded(reason: unknown): ConnectError {
   return new ConnectError("the caller went away", Code.Canceled, undefined, undefined, reason);
 }
 
-async function* observeStream<T>(
+/**
+ * A stream's responses, passed on as they come, with `finish` called once:
+ * when it ends (OK), fails (the error, mapped to what the client gets), or
+ * is abandoned by its reader (CANCELLED: the client went away). An iterator
+ * rather than an async generator, for the reason stepInCall gives.
+ */
+function observeStream<T>(
   stream: AsyncIterable<T>,
   finish: (code: Code | 0, error?: ConnectError) => void,
   onInternal: (error: unknown) => void,
-): AsyncGenerator<T> {
+): AsyncIterableIterator<T> {
+  const iterator = stream[Symbol.asyncIterator]();
   let ended = false;
-  try {
-    yield* stream;
-    ended = true;
-    finish(0);
-  } catch (error) {
-    ended = true;
-    const connectError = toConnectError(error, onInternal);
-    finish(connectError.code, connectError);
-    throw connectError;
-  } finally {
-    // The consumer stopped early: the client went away mid-stream.
-    if (!ended) finish(Code.Canceled);
-  }
+  const settled: IteratorReturnResult<undefined> = { done: true, value: undefined };
+  return {
+    next() {
+      if (ended) return Promise.resolve(settled);
+      return iterator.next().then(
+        (step) => {
+          if (step.done) {
+            ended = true;
+            finish(0);
+          }
+          return step;
+        },
+        (error: unknown) => {
+          ended = true;
+          const connectError = toConnectError(error, onInternal);
+          finish(connectError.code, connectError);
+          throw connectError;
+        },
+      );
+    },
+    async return(value?: unknown) {
+      if (ended) return { done: true, value: value as T };
+      ended = true;
+      try {
+        await iterator.return?.(value);
+      } finally {
+        finish(Code.Canceled);
+      }
+      return { done: true, value: value as T };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 /**

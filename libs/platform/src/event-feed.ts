@@ -80,6 +80,8 @@ export function parseResumeCursor(raw: string, field = "resume_cursor"): bigint 
   return BigInt(raw);
 }
 
+const noop = () => {};
+
 export class EventFeed<E extends FeedEvent> {
   private readonly heartbeatMs: number;
   private readonly bufferSize: number;
@@ -152,34 +154,55 @@ export class EventFeed<E extends FeedEvent> {
     }
     // Tells the client the watch is live, and from where it can resume.
     yield { heartbeat: position };
-    let lastSent = Date.now();
-    while (!stop.aborted) {
-      if (position < this.head) {
-        const batch =
-          position >= this.floor
-            ? this.bufferedAfter(position)
-            : await this.options.source.readAfter(position, this.batchSize);
-        // Only possible if rows were deleted under us; never spin on it.
-        if (batch.length === 0) position = this.head;
-        for (const event of batch) {
-          position = event.cursor;
-          if (filter && !filter(event)) continue;
-          yield { event };
-          lastSent = Date.now();
-          if (stop.aborted) break;
+    // One wake-up per watch, set up once: new events, the heartbeat timer
+    // and the end of the watch all call it. Thousands of watches wait on
+    // every event, so a wait is a promise and nothing else (no timer, no
+    // listener per wait).
+    let resume = noop;
+    const wake = () => resume();
+    let heartbeatDue = false;
+    const heartbeat = setTimeout(() => {
+      heartbeatDue = true;
+      wake();
+    }, this.heartbeatMs);
+    stop.addEventListener("abort", wake, { once: true });
+    try {
+      while (!stop.aborted) {
+        if (position < this.head) {
+          const batch =
+            position >= this.floor
+              ? this.bufferedAfter(position)
+              : await this.options.source.readAfter(position, this.batchSize);
+          // Only possible if rows were deleted under us; never spin on it.
+          if (batch.length === 0) position = this.head;
+          for (const event of batch) {
+            position = event.cursor;
+            if (filter && !filter(event)) continue;
+            yield { event };
+            heartbeatDue = false;
+            heartbeat.refresh();
+            if (stop.aborted) break;
+          }
+          continue;
         }
-        continue;
+        if (heartbeatDue) {
+          yield { heartbeat: position };
+          heartbeatDue = false;
+          heartbeat.refresh();
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          resume = resolve;
+          this.waiters.add(wake);
+        });
       }
-      const quietFor = Date.now() - lastSent;
-      if (quietFor >= this.heartbeatMs) {
-        yield { heartbeat: position };
-        lastSent = Date.now();
-        continue;
-      }
-      await this.nextChange(this.heartbeatMs - quietFor, stop);
+      // Ending because the server drains: give the client a cursor to resume from.
+      if (this.options.draining.aborted && !options.signal.aborted) yield { heartbeat: position };
+    } finally {
+      clearTimeout(heartbeat);
+      stop.removeEventListener("abort", wake);
+      this.waiters.delete(wake);
     }
-    // Ending because the server drains: give the client a cursor to resume from.
-    if (this.options.draining.aborted && !options.signal.aborted) yield { heartbeat: position };
   }
 
   private async stop(): Promise<void> {
@@ -193,20 +216,6 @@ export class EventFeed<E extends FeedEvent> {
     let index = this.buffer.length;
     while (index > 0 && (this.buffer[index - 1] as E).cursor > position) index--;
     return this.buffer.slice(index);
-  }
-
-  private nextChange(timeoutMs: number, stop: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        stop.removeEventListener("abort", done);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      stop.addEventListener("abort", done, { once: true });
-      this.waiters.add(done);
-    });
   }
 
   private async pollLoop(): Promise<void> {
@@ -248,31 +257,49 @@ export class EventFeed<E extends FeedEvent> {
  */
 const eventAnswers = new WeakMap<object, object>();
 
-export async function* watchResponses<M>(
+type WatchAnswer<M> =
+  | { kind: { case: "event"; value: M } }
+  | { kind: { case: "heartbeat"; value: WatchHeartbeat } };
+
+export function watchResponses<M>(
   items: AsyncIterable<WatchItem<FeedEvent & { message: M }>>,
-): AsyncGenerator<
-  { kind: { case: "event"; value: M } } | { kind: { case: "heartbeat"; value: WatchHeartbeat } }
-> {
-  for await (const item of items) {
+): AsyncIterableIterator<WatchAnswer<M>> {
+  // An iterator, not an async generator: one less generator layer per
+  // watcher per event (see stepInCall in call-context.ts).
+  const iterator = items[Symbol.asyncIterator]();
+  const answer = (
+    step: IteratorResult<WatchItem<FeedEvent & { message: M }>>,
+  ): IteratorResult<WatchAnswer<M>> => {
+    if (step.done) return step;
+    const item = step.value;
     if (item.event) {
       // Every live watcher sends the same event: one answer object for all,
       // which the direct gRPC path then encodes once.
       type EventAnswer = { kind: { case: "event"; value: M } };
-      let answer = eventAnswers.get(item.event) as EventAnswer | undefined;
-      if (answer === undefined) {
+      let shared = eventAnswers.get(item.event) as EventAnswer | undefined;
+      if (shared === undefined) {
         const made: EventAnswer = { kind: { case: "event", value: item.event.message } };
-        answer = sendShared(made);
+        shared = sendShared(made);
         eventAnswers.set(item.event, made);
       }
-      yield answer;
-    } else {
-      const heartbeat = create(WatchHeartbeatSchema, {
-        sendTime: timestampNow(),
-        cursor: item.heartbeat.toString(),
-      });
-      yield { kind: { case: "heartbeat", value: heartbeat } };
+      return { done: false, value: shared };
     }
-  }
+    const heartbeat = create(WatchHeartbeatSchema, {
+      sendTime: timestampNow(),
+      cursor: item.heartbeat.toString(),
+    });
+    return { done: false, value: { kind: { case: "heartbeat", value: heartbeat } } };
+  };
+  return {
+    next: () => iterator.next().then(answer),
+    return: async (value?: unknown) => {
+      await iterator.return?.(value);
+      return { done: true, value: value as WatchAnswer<M> };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 /** The two queries an outbox table answers for an EventFeed (a Prisma model delegate has them). */
