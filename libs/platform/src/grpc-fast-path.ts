@@ -204,11 +204,8 @@ export class GrpcFastPath {
         const next = await responses.next();
         if (next.done) break;
         if (gone()) break;
-        const envelope = await this.encodeAnswer(
-          route.method.output,
-          next.value,
-          responseCompression,
-        );
+        const encoded = this.encodeAnswer(route.method.output, next.value, responseCompression);
+        const envelope = encoded instanceof Promise ? await encoded : encoded;
         sendHeaders();
         if (!stream.write(envelope)) await drained(stream);
       }
@@ -269,19 +266,21 @@ export class GrpcFastPath {
     return parse(call.method.input, bytes);
   }
 
-  private async encodeAnswer(
+  /** An answer's envelope; a shared answer's is made once (a watch event: once for every watcher). */
+  private encodeAnswer(
     desc: DescMessage,
     answer: unknown,
     compression: Compression | null,
-  ): Promise<Uint8Array> {
+  ): Uint8Array | Promise<Uint8Array> {
     // Compressed answers are not cached: few streams ask for compression.
-    const shared = compression === null && isShared(answer);
-    if (shared) {
-      const cached = sharedEncodings.get(answer);
-      if (cached !== undefined) return cached;
+    if (compression !== null || !isShared(answer)) {
+      return this.encode(desc, normalize(desc, answer), compression);
     }
-    const envelope = await this.encode(desc, normalize(desc, answer), compression);
-    if (shared) sharedEncodings.set(answer, envelope);
+    let envelope = sharedEncodings.get(answer);
+    if (envelope === undefined) {
+      envelope = this.encode(desc, normalize(desc, answer), null) as Uint8Array;
+      sharedEncodings.set(answer, envelope);
+    }
     return envelope;
   }
 
