@@ -139,70 +139,129 @@ export class EventFeed<E extends FeedEvent> {
     await this.polling;
   }
 
-  async *watch(options: WatchOptions<E>): AsyncGenerator<WatchItem<E>> {
+  /**
+   * A watch: first a heartbeat (the watch is live, and from where it
+   * resumes), then every event after it that passes the filter, with a
+   * heartbeat whenever it has been quiet for heartbeatMs, until the caller
+   * goes away or the server drains (then a last heartbeat to resume from).
+   *
+   * An iterator written out by hand rather than an async generator: with
+   * thousands of watches, every event steps every one of them, and a
+   * generator's machinery (and a timer and an abort listener per wait, as
+   * this was first written) was most of the cost of a delivery. Here a step
+   * is one promise, a wait is one more, the abort listener is set up once
+   * per watch and the heartbeat timer once per quiet spell.
+   */
+  watch(options: WatchOptions<E>): AsyncIterableIterator<WatchItem<E>> {
     const { filter } = options;
     const stop = AbortSignal.any([options.signal, this.options.draining]);
     let position = options.after ?? this.head;
-    if (position > this.head) {
-      await this.caughtUp();
-      if (position > this.head) {
-        throw InvalidArgumentError.field(
-          "resume_cursor",
-          `${position} is ahead of the newest event (${this.head}); pass a cursor this service sent`,
-        );
-      }
-    }
-    // Tells the client the watch is live, and from where it can resume.
-    yield { heartbeat: position };
-    // One wake-up per watch, set up once: new events, the heartbeat timer
-    // and the end of the watch all call it. Thousands of watches wait on
-    // every event, so a wait is a promise and nothing else (no timer, no
-    // listener per wait).
+    let state: "new" | "live" | "ended" = "new";
+    // Events to go through: the feed's buffer itself (from `index`), or a batch read from the table.
+    let batch: readonly E[] = [];
+    let index = 0;
     let resume = noop;
     const wake = () => resume();
+    // The heartbeat timer is set once per quiet spell, not per event: when it
+    // fires early because something was sent meanwhile, it is set again for
+    // the rest of the spell.
     let heartbeatDue = false;
-    const heartbeat = setTimeout(() => {
-      heartbeatDue = true;
-      wake();
-    }, this.heartbeatMs);
-    stop.addEventListener("abort", wake, { once: true });
-    try {
-      while (!stop.aborted) {
-        if (position < this.head) {
-          const batch =
-            position >= this.floor
-              ? this.bufferedAfter(position)
-              : await this.options.source.readAfter(position, this.batchSize);
-          // Only possible if rows were deleted under us; never spin on it.
-          if (batch.length === 0) position = this.head;
-          for (const event of batch) {
-            position = event.cursor;
-            if (filter && !filter(event)) continue;
-            yield { event };
-            heartbeatDue = false;
-            heartbeat.refresh();
-            if (stop.aborted) break;
-          }
-          continue;
-        }
-        if (heartbeatDue) {
-          yield { heartbeat: position };
-          heartbeatDue = false;
-          heartbeat.refresh();
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          resume = resolve;
-          this.waiters.add(wake);
-        });
-      }
-      // Ending because the server drains: give the client a cursor to resume from.
-      if (this.options.draining.aborted && !options.signal.aborted) yield { heartbeat: position };
-    } finally {
+    let heartbeat: NodeJS.Timeout | undefined;
+    let lastSent = 0;
+    const heartbeatAfter = (ms: number) => {
+      heartbeat = setTimeout(() => {
+        const quietFor = Date.now() - lastSent;
+        if (quietFor < this.heartbeatMs) return heartbeatAfter(this.heartbeatMs - quietFor);
+        heartbeatDue = true;
+        wake();
+      }, ms);
+    };
+    const end = () => {
+      state = "ended";
       clearTimeout(heartbeat);
       stop.removeEventListener("abort", wake);
       this.waiters.delete(wake);
-    }
+    };
+    const item = (value: WatchItem<E>): IteratorResult<WatchItem<E>> => ({ done: false, value });
+    const ended: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+    const start = async (): Promise<IteratorResult<WatchItem<E>>> => {
+      if (position > this.head) {
+        await this.caughtUp();
+        if (position > this.head) {
+          end();
+          throw InvalidArgumentError.field(
+            "resume_cursor",
+            `${position} is ahead of the newest event (${this.head}); pass a cursor this service sent`,
+          );
+        }
+      }
+      state = "live";
+      lastSent = Date.now();
+      heartbeatAfter(this.heartbeatMs);
+      stop.addEventListener("abort", wake, { once: true });
+      return item({ heartbeat: position });
+    };
+
+    const step = async (): Promise<IteratorResult<WatchItem<E>>> => {
+      try {
+        if (state === "new") return await start();
+        while (state === "live") {
+          if (stop.aborted) {
+            end();
+            // Ending because the server drains: give the client a cursor to resume from.
+            if (this.options.draining.aborted && !options.signal.aborted) {
+              return item({ heartbeat: position });
+            }
+            break;
+          }
+          while (index < batch.length) {
+            const event = batch[index++] as E;
+            position = event.cursor;
+            if (filter && !filter(event)) continue;
+            lastSent = Date.now();
+            return item({ event });
+          }
+          if (position < this.head) {
+            if (position >= this.floor) {
+              batch = this.buffer;
+              index = this.bufferIndexAfter(position);
+            } else {
+              batch = await this.options.source.readAfter(position, this.batchSize);
+              index = 0;
+              // Only possible if rows were deleted under us; never spin on it.
+              if (batch.length === 0) position = this.head;
+            }
+            continue;
+          }
+          if (heartbeatDue) {
+            heartbeatDue = false;
+            lastSent = Date.now();
+            heartbeatAfter(this.heartbeatMs);
+            return item({ heartbeat: position });
+          }
+          await new Promise<void>((resolve) => {
+            resume = resolve;
+            this.waiters.add(wake);
+          });
+        }
+        return ended;
+      } catch (error) {
+        end();
+        throw error;
+      }
+    };
+
+    return {
+      next: step,
+      return: async () => {
+        end();
+        return ended;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   private async stop(): Promise<void> {
@@ -211,11 +270,12 @@ export class EventFeed<E extends FeedEvent> {
     await this.unsubscribe?.();
   }
 
-  private bufferedAfter(position: bigint): E[] {
-    // The buffer is short and in cursor order; most callers want its tail.
+  /** Where the buffered events after `position` begin (the buffer is in cursor order). */
+  private bufferIndexAfter(position: bigint): number {
+    // Most watchers are at the tail: search from the end.
     let index = this.buffer.length;
     while (index > 0 && (this.buffer[index - 1] as E).cursor > position) index--;
-    return this.buffer.slice(index);
+    return index;
   }
 
   private async pollLoop(): Promise<void> {

@@ -127,7 +127,7 @@ async function startFeed(
 }
 
 interface OpenWatch {
-  items: AsyncGenerator<Item>;
+  items: AsyncIterableIterator<Item>;
   close: () => void;
 }
 
@@ -142,13 +142,13 @@ function watch(
 }
 
 /** The next item, failing the test instead of hanging. */
-async function next(items: AsyncGenerator<Item>): Promise<Item> {
+async function next(items: AsyncIterableIterator<Item>): Promise<Item> {
   const [item] = await takeUntil(items, 1, undefined, timeoutMs);
   return item as Item;
 }
 
 /** Reads up to and including the `count`-th event; returns every item read. */
-function takeEvents(items: AsyncGenerator<Item>, count: number): Promise<Item[]> {
+function takeEvents(items: AsyncIterableIterator<Item>, count: number): Promise<Item[]> {
   return takeUntil(items, count, isEvent, timeoutMs);
 }
 
@@ -156,7 +156,7 @@ function takeEvents(items: AsyncGenerator<Item>, count: number): Promise<Item[]>
  * Proves nothing else is queued before the next live event: appends one
  * event and checks it is the very next thing the watch sends.
  */
-async function expectNothingBut(source: MemorySource, items: AsyncGenerator<Item>) {
+async function expectNothingBut(source: MemorySource, items: AsyncIterableIterator<Item>) {
   const [sentinel] = source.append(1);
   expect((await next(items)).event).toEqual(sentinel);
 }
