@@ -16,6 +16,7 @@ import {
   toBinary,
   toJson,
 } from "@bufbuild/protobuf";
+import { encodeBinary } from "@meridian/platform";
 import { ListOrdersResponseSchema, OrderSchema } from "@meridian/proto/meridian/order/v1/order_pb";
 import { UserSchema } from "@meridian/proto/meridian/user/v1/user_pb";
 import { outputOf } from "./processes.js";
@@ -32,6 +33,7 @@ export interface PayloadRow {
 
 const operations = [
   "pb encode",
+  "pb encode, planned",
   "pb decode",
   "JSON encode",
   "JSON decode",
@@ -65,7 +67,7 @@ export async function benchPayload({ quick }: { quick: boolean }) {
       ...operations.map((op) => formatNumber(row.ns[op] / 1000, row.ns[op] < 10_000 ? 2 : 1)),
     ]),
     [
-      "pb: toBinary / fromBinary. JSON: protobuf-es toJson + JSON.stringify / JSON.parse + fromJson (the",
+      "pb: toBinary / fromBinary; planned: Meridian's encodeBinary (the same bytes). JSON: protobuf-es toJson + JSON.stringify / JSON.parse + fromJson (the",
       "Connect JSON protocol's work). plain: JSON.stringify / JSON.parse of the same data as a plain object",
       `(what a REST service without protobuf does). Median of 5 samples of ${sampleMs} ms each, after a warm-up.`,
     ],
@@ -80,6 +82,8 @@ function codecs<Desc extends DescMessage>(name: string, schema: Desc, message: M
   const plain = JSON.parse(json) as unknown;
   const work: Record<Operation, () => unknown> = {
     "pb encode": () => toBinary(schema, message),
+    // What Meridian's direct path sends with (libs/platform/src/binary-encoding.ts).
+    "pb encode, planned": () => encodeBinary(schema, message),
     "pb decode": () => fromBinary(schema, binary),
     "JSON encode": () => JSON.stringify(toJson(schema, message)),
     "JSON decode": () => fromJson(schema, JSON.parse(json)),

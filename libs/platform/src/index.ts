@@ -9,6 +9,7 @@ export {
   requireServiceOrAdmin,
   scopeToCaller,
 } from "./auth.js";
+export { encodeBinary } from "./binary-encoding.js";
 export { bindCallContext, currentCall, handlerContextKey, runInCall } from "./call-context.js";
 export { observeCalls, peerAddressKey, statusName } from "./call-observer.js";
 export {
