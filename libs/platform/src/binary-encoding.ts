@@ -338,117 +338,79 @@ const isInt64 = (v: unknown): v is bigint =>
   typeof v === "bigint" && v >= INT64_MIN && v <= INT64_MAX;
 const isUint64 = (v: unknown): v is bigint => typeof v === "bigint" && v >= 0n && v <= UINT64_MAX;
 
+const isFloat32 = (v: unknown): v is number =>
+  typeof v === "number" && !(Number.isFinite(v) && Math.abs(v) > FLOAT32_MAX);
+const isNumber = (v: unknown): v is number => typeof v === "number";
+const isString = (v: unknown): v is string => typeof v === "string";
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const isAny = (_: unknown): _ is unknown => true;
+
+/** A value writer: values `valid` refuses go to toBinary; the rest take at most `size` bytes. */
+function checked<V>(valid: (v: unknown) => v is V, size: number, write: (v: V) => void) {
+  return (v: unknown): boolean => {
+    if (!valid(v)) return false;
+    ensure(size);
+    write(v);
+    return true;
+  };
+}
+
+/** A 64-bit integer (two's complement) as a varint. */
+const bigVarint = (v: bigint) =>
+  varint64(Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
+
 function scalarValueWriter(type: ScalarType): ValueWriter | undefined {
   switch (type) {
     case ScalarType.STRING:
-      return (v) => {
-        if (typeof v !== "string") return false;
-        writeString(v);
-        return true;
-      };
+      return checked(isString, 0, writeString);
     case ScalarType.BYTES:
-      return (v) => {
-        if (!(v instanceof Uint8Array)) return false;
+      return checked(isBytes, 0, (v) => {
         ensure(5 + v.byteLength);
         varint32(v.byteLength);
         out.buf.set(v, out.pos);
         out.pos += v.byteLength;
-        return true;
-      };
+      });
     case ScalarType.BOOL:
-      return (v) => {
-        ensure(1);
+      return checked(isAny, 1, (v) => {
         out.buf[out.pos++] = v ? 1 : 0;
-        return true;
-      };
+      });
     case ScalarType.INT32:
-      return (v) => {
-        if (!isInt32(v)) return false;
-        ensure(10);
-        if (v >= 0) varint32(v);
-        else varint64(v, -1);
-        return true;
-      };
+      // A negative int32 is sign-extended to ten bytes, as protobuf-es writes it.
+      return checked(isInt32, 10, (v) => (v >= 0 ? varint32(v) : varint64(v, -1)));
     case ScalarType.UINT32:
-      return (v) => {
-        if (!isUint32(v)) return false;
-        ensure(5);
-        varint32(v);
-        return true;
-      };
+      return checked(isUint32, 5, varint32);
     case ScalarType.SINT32:
-      return (v) => {
-        if (!isInt32(v)) return false;
-        ensure(5);
-        varint32(((v << 1) ^ (v >> 31)) >>> 0);
-        return true;
-      };
+      return checked(isInt32, 5, (v) => varint32(((v << 1) ^ (v >> 31)) >>> 0));
     case ScalarType.FIXED32:
-      return (v) => {
-        if (!isUint32(v)) return false;
-        ensure(4);
+      return checked(isUint32, 4, (v) => {
         out.pos = out.buf.writeUInt32LE(v, out.pos);
-        return true;
-      };
+      });
     case ScalarType.SFIXED32:
-      return (v) => {
-        if (!isInt32(v)) return false;
-        ensure(4);
+      return checked(isInt32, 4, (v) => {
         out.pos = out.buf.writeInt32LE(v, out.pos);
-        return true;
-      };
+      });
     case ScalarType.FLOAT:
-      return (v) => {
-        if (typeof v !== "number" || (Number.isFinite(v) && Math.abs(v) > FLOAT32_MAX)) {
-          return false;
-        }
-        ensure(4);
+      return checked(isFloat32, 4, (v) => {
         out.pos = out.buf.writeFloatLE(v, out.pos);
-        return true;
-      };
+      });
     case ScalarType.DOUBLE:
-      return (v) => {
-        if (typeof v !== "number") return false;
-        ensure(8);
+      return checked(isNumber, 8, (v) => {
         out.pos = out.buf.writeDoubleLE(v, out.pos);
-        return true;
-      };
+      });
     case ScalarType.INT64:
-      return (v) => {
-        if (!isInt64(v)) return false;
-        ensure(10);
-        varint64(Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
-        return true;
-      };
+      return checked(isInt64, 10, bigVarint);
     case ScalarType.UINT64:
-      return (v) => {
-        if (!isUint64(v)) return false;
-        ensure(10);
-        varint64(Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
-        return true;
-      };
+      return checked(isUint64, 10, bigVarint);
     case ScalarType.SINT64:
-      return (v) => {
-        if (!isInt64(v)) return false;
-        ensure(10);
-        const zigzag = BigInt.asUintN(64, (v << 1n) ^ (v >> 63n));
-        varint64(Number(BigInt.asIntN(32, zigzag)), Number(BigInt.asIntN(32, zigzag >> 32n)));
-        return true;
-      };
+      return checked(isInt64, 10, (v) => bigVarint(BigInt.asUintN(64, (v << 1n) ^ (v >> 63n))));
     case ScalarType.FIXED64:
-      return (v) => {
-        if (!isUint64(v)) return false;
-        ensure(8);
+      return checked(isUint64, 8, (v) => {
         out.pos = out.buf.writeBigUInt64LE(v, out.pos);
-        return true;
-      };
+      });
     case ScalarType.SFIXED64:
-      return (v) => {
-        if (!isInt64(v)) return false;
-        ensure(8);
+      return checked(isInt64, 8, (v) => {
         out.pos = out.buf.writeBigInt64LE(v, out.pos);
-        return true;
-      };
+      });
     default:
       return undefined;
   }
