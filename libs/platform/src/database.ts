@@ -58,19 +58,27 @@ export interface OutboxTransaction {
 }
 
 /**
- * Writes a watch-feed event inside the caller's transaction. The lock makes
- * concurrent writers commit their events in cursor order (see event-feed.ts);
- * the NOTIFY is delivered to listeners only when the transaction commits.
+ * Writes a watch-feed event inside the caller's transaction. The lock, taken
+ * before the event's cursor is drawn and held until the transaction ends,
+ * makes concurrent writers commit their events in cursor order (see
+ * event-feed.ts). The NOTIFY is queued in the same statement: PostgreSQL
+ * delivers it to listeners only when the transaction commits, after the
+ * event is visible, and drops it if the transaction rolls back.
+ *
+ * Two statements, not three: the lock is held from the first until COMMIT,
+ * and every writer of the outbox waits for it, so each round trip saved
+ * inside it is saved for every writer.
  */
 export async function writeToOutbox<T>(
   tx: OutboxTransaction,
   channel: string,
   insertEvent: () => PromiseLike<T>,
 ): Promise<T> {
-  await tx.$executeRawUnsafe("SELECT pg_advisory_xact_lock(hashtext($1))", channel);
-  const event = await insertEvent();
-  await tx.$executeRawUnsafe("SELECT pg_notify($1, '')", channel);
-  return event;
+  await tx.$executeRawUnsafe(
+    "SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')",
+    channel,
+  );
+  return insertEvent();
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
