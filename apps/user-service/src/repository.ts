@@ -46,6 +46,10 @@ export interface StoredUserEvent {
   message: UserEvent;
 }
 
+/** Every column of `users`, under the Prisma model's field names: rows typed as `UserRow`. */
+export const userColumns = Prisma.sql`id, email, name, department, role,
+  password_hash AS "passwordHash", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
 export class UserRepository {
   /** The user_events outbox, for the watch feed. */
   readonly events: EventSource<StoredUserEvent>;
@@ -101,8 +105,16 @@ export class UserRepository {
     });
   }
 
+  /**
+   * GetUser, which order-service asks for every order: SQL through Prisma's
+   * tagged template rather than a model query, which Prisma 6 compiles anew
+   * on every call at 2 to 3 times the CPU (about 1 ms against 0.4 ms). It
+   * selects `userColumns`, so the row has the model's type
+   * (test/repository.test.ts checks both agree).
+   */
   async get(id: string): Promise<User> {
-    const row = await this.prisma.user.findUnique({ where: { id } });
+    const [row] = await this.prisma.$queryRaw<UserRow[]>`
+      SELECT ${userColumns} FROM users WHERE id = ${id}::uuid`;
     if (!row) throw new NotFoundError("user", id);
     return toUser(row);
   }

@@ -7,7 +7,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { type Database, openDatabase } from "@meridian/platform";
 import pg from "pg";
+import { captureLogs } from "./logs.js";
 
 export interface TestDatabase {
   readonly name: "pglite" | "postgres";
@@ -93,4 +95,76 @@ export async function testDatabaseKinds(): Promise<TestDatabaseKind[]> {
   }
   console.warn(`PostgreSQL at ${testPostgresUrl} is not reachable: testing on PGlite only`);
   return [pglite];
+}
+
+export interface OpenTestDatabase {
+  /** Opened as a service opens its own: migrated, with a Prisma driver adapter. */
+  readonly database: Database;
+  /** Closes the database and drops it. */
+  close(): Promise<void>;
+}
+
+/** A fresh database of `kind`, migrated and opened with openDatabase: for a repository's tests on real SQL. */
+export async function openTestDatabase(
+  kind: TestDatabaseKind,
+  migrationsDir: string,
+): Promise<OpenTestDatabase> {
+  const created = await kind.create();
+  try {
+    const database = await openDatabase({
+      url: created.env.DATABASE_URL,
+      dataDir: created.env.DATA_DIR ?? "",
+      migrationsDir,
+      logger: captureLogs().logger,
+    });
+    return {
+      database,
+      async close() {
+        await database.close();
+        await created.drop();
+      },
+    };
+  } catch (error) {
+    await created.drop();
+    throw error;
+  }
+}
+
+/**
+ * A writer that changes an existing row and then writes its outbox event
+ * takes the row first and the outbox lock second. This starts such a
+ * transaction and stops it between the two (resolving once the row is
+ * held), so a test can send a concurrent write into that window and check
+ * it cannot deadlock; `release` lets it take the lock and commit.
+ */
+export async function rowHeldBeforeOutboxLock<Tx extends OutboxLockTaker>(
+  transaction: (body: (tx: Tx) => Promise<void>) => Promise<unknown>,
+  holdRow: (tx: Tx) => Promise<unknown>,
+  channel: string,
+): Promise<{ release(): Promise<void> }> {
+  let held: () => void = () => {};
+  const rowHeld = new Promise<void>((resolve) => {
+    held = resolve;
+  });
+  let goOn: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    goOn = resolve;
+  });
+  const done = transaction(async (tx) => {
+    await holdRow(tx);
+    held();
+    await released;
+    await tx.$executeRawUnsafe("SELECT pg_advisory_xact_lock(hashtext($1))", channel);
+  });
+  await Promise.race([rowHeld, done]);
+  return {
+    async release() {
+      goOn();
+      await done;
+    },
+  };
+}
+
+interface OutboxLockTaker {
+  $executeRawUnsafe(query: string, ...values: unknown[]): PromiseLike<number>;
 }

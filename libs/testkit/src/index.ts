@@ -6,6 +6,9 @@ export {
   protocols,
 } from "./clients.js";
 export {
+  type OpenTestDatabase,
+  openTestDatabase,
+  rowHeldBeforeOutboxLock,
   type TestDatabase,
   type TestDatabaseKind,
   testDatabaseKinds,
