@@ -3,9 +3,11 @@
  * order-service → user-service (GetUser) and payment-service (Charge), with
  * two transactions on orders and one on payments. A closed loop with growing
  * concurrency finds the most the system does; an open loop at 80% of that
- * shows the latencies of a system that keeps up.
+ * shows the latencies of a system that keeps up. The CPU each process spends
+ * per order, summed, bounds what any load can get out of this machine's cores.
  */
 import { randomUUID } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { OrderService, OrderStatus } from "@meridian/proto/meridian/order/v1/order_pb";
 import { createTestClient } from "@meridian/testkit";
 import { closedLoop, type LoopResult, openLoop } from "./loops.js";
@@ -17,6 +19,20 @@ export interface EndToEndRow extends LoopResult {
   load: string;
   /** Cores used per process while it ran. */
   cpu: Record<string, number>;
+  /** Milliseconds of CPU per order placed, per process: cores × 1000 / orders per second. */
+  cpuMsPerOrder: Record<string, number>;
+}
+
+/** The processes that are the system; the client is the bench itself. */
+const systemProcesses = ["user", "order", "payment", "postgres"] as const;
+
+/** CPU milliseconds per order of each process, and of the system (the services and PostgreSQL). */
+function cpuPerOrder(cpu: Record<string, number>, ordersPerSecond: number) {
+  const perOrder = Object.fromEntries(
+    Object.entries(cpu).map(([name, cores]) => [name, (cores * 1000) / ordersPerSecond]),
+  );
+  perOrder.system = systemProcesses.reduce((sum, name) => sum + (perOrder[name] ?? Number.NaN), 0);
+  return perOrder;
 }
 
 /** Places one paid order (tok_visa, one mug); throws unless it ends PAID. */
@@ -62,17 +78,31 @@ export async function benchEndToEnd({ quick }: { quick: boolean }) {
     for (const concurrency of levels) {
       const cpu = await systemCpuMeter(system);
       const result = await closedLoop(placeOrder, concurrency, seconds);
-      rows.push({ load: `closed, ${concurrency} in flight`, ...result, cpu: await cpu() });
+      const used = await cpu();
+      rows.push({
+        load: `closed, ${concurrency} in flight`,
+        ...result,
+        cpu: used,
+        cpuMsPerOrder: cpuPerOrder(used, result.throughput),
+      });
       console.log(`  ${concurrency} in flight: ${formatNumber(result.throughput)} orders/s`);
       // Two levels in a row without 5% more throughput: past the knee.
       if (result.throughput > best * 1.05) levelsSinceBest = 0;
       else if (++levelsSinceBest === 2) break;
       best = Math.max(best, result.throughput);
     }
+    // The knee: the closed-loop level that did the most.
+    const knee = rows.reduce((a, b) => (b.throughput > a.throughput ? b : a));
     const rate = 0.8 * best;
     const cpu = await systemCpuMeter(system);
     const open = await openLoop(placeOrder, rate, seconds * 2);
-    rows.push({ load: `open, ${formatNumber(rate)}/s (80%)`, ...open, cpu: await cpu() });
+    const used = await cpu();
+    rows.push({
+      load: `open, ${formatNumber(rate)}/s (80%)`,
+      ...open,
+      cpu: used,
+      cpuMsPerOrder: cpuPerOrder(used, open.throughput),
+    });
 
     const processes = Object.keys(rows[0]?.cpu ?? {});
     printTable(
@@ -95,7 +125,36 @@ export async function benchEndToEnd({ quick }: { quick: boolean }) {
         ...rows.flatMap((row) => (row.firstError ? [`${row.load}: ${row.firstError}`] : [])),
       ],
     );
-    return { maxThroughput: best, rows };
+
+    // At the knee every order costs the system this much CPU; the cores have no more to give.
+    const cores = availableParallelism();
+    const systemMs = knee.cpuMsPerOrder.system ?? Number.NaN;
+    const clientMs = knee.cpuMsPerOrder.client ?? Number.NaN;
+    const bound = {
+      load: knee.load,
+      cores,
+      systemCpuMsPerOrder: systemMs,
+      maxOrdersPerSecond: (cores * 1000) / systemMs,
+      maxWithClient: (cores * 1000) / (systemMs + clientMs),
+    };
+    const perOrderColumns = [...processes, "system"];
+    printTable(
+      "2b. CPU per order: milliseconds of CPU time each process spends per order placed",
+      ["load", "orders/s", ...perOrderColumns.map((name) => `${name} ms`)],
+      rows.map((row) => [
+        row.load,
+        formatNumber(row.throughput),
+        ...perOrderColumns.map((name) => ms(row.cpuMsPerOrder[name] ?? Number.NaN)),
+      ]),
+      [
+        "Each process's CPU share × 1000 / orders per second. system = user + order + payment + postgres (the bench's",
+        "client is not part of the system, but shares the cores here).",
+        `Bound: at the knee (${knee.load}) the system spends ${ms(systemMs)} ms of CPU per order, so ${cores} cores do at most ` +
+          `${cores} × 1000 / ${ms(systemMs)} = ${formatNumber(bound.maxOrdersPerSecond)} orders/s ` +
+          `(${formatNumber(bound.maxWithClient)}/s with this client on the same cores).`,
+      ],
+    );
+    return { maxThroughput: best, rows, bound };
   } finally {
     await system.stop();
   }
