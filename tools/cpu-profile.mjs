@@ -17,8 +17,7 @@ import { Session } from "node:inspector";
 import path from "node:path";
 
 const main = process.argv[1] ?? "";
-const service =
-  process.env.CPU_PROFILE_NAME ?? /([^/\\]+)[/\\]dist[/\\]main\.js$/.exec(main)?.[1];
+const service = process.env.CPU_PROFILE_NAME ?? /([^/\\]+)[/\\]dist[/\\]main\.js$/.exec(main)?.[1];
 if (service !== undefined) {
   const session = new Session();
   session.connect();
