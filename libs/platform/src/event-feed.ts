@@ -162,6 +162,12 @@ export class EventFeed<E extends FeedEvent> {
     let index = 0;
     let resume = noop;
     const wake = () => resume();
+    // Read on every step of every watcher: a flag, not AbortSignal's getter.
+    let stopped = false;
+    const onStop = () => {
+      stopped = true;
+      wake();
+    };
     // The heartbeat timer is set once per quiet spell, not per event: when it
     // fires early because something was sent meanwhile, it is set again for
     // the rest of the spell.
@@ -179,7 +185,7 @@ export class EventFeed<E extends FeedEvent> {
     const end = () => {
       state = "ended";
       clearTimeout(heartbeat);
-      stop.removeEventListener("abort", wake);
+      stop.removeEventListener("abort", onStop);
       this.waiters.delete(wake);
     };
     const item = (value: WatchItem<E>): IteratorResult<WatchItem<E>> => ({ done: false, value });
@@ -199,7 +205,8 @@ export class EventFeed<E extends FeedEvent> {
       state = "live";
       lastSent = Date.now();
       heartbeatAfter(this.heartbeatMs);
-      stop.addEventListener("abort", wake, { once: true });
+      stopped = stop.aborted;
+      stop.addEventListener("abort", onStop, { once: true });
       return item({ heartbeat: position });
     };
 
@@ -207,7 +214,7 @@ export class EventFeed<E extends FeedEvent> {
       try {
         if (state === "new") return await start();
         while (state === "live") {
-          if (stop.aborted) {
+          if (stopped) {
             end();
             // Ending because the server drains: give the client a cursor to resume from.
             if (this.options.draining.aborted && !options.signal.aborted) {
