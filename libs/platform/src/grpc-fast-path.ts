@@ -291,11 +291,8 @@ export class GrpcFastPath {
     compression: Compression | null,
   ): Uint8Array | Promise<Uint8Array> {
     const envelope = encodeChecked(desc, message);
-    const length = envelope.byteLength - 5;
-    if (compression === null || length < this.options.compressMinBytes) {
-      envelope[0] = 0;
-      envelope.writeUInt32BE(length, 1);
-      return envelope;
+    if (compression === null || envelope.byteLength - 5 < this.options.compressMinBytes) {
+      return withEnvelopeHeader(envelope, 0);
     }
     return compression
       .compress(envelope.subarray(5))
@@ -328,9 +325,14 @@ function drained(stream: ServerHttp2Stream): Promise<void> {
 /** A gRPC length-prefixed message. */
 function frame(data: Uint8Array, flags: number): Buffer {
   const envelope = Buffer.allocUnsafe(data.byteLength + 5);
-  envelope[0] = flags;
-  envelope.writeUInt32BE(data.byteLength, 1);
   envelope.set(data, 5);
+  return withEnvelopeHeader(envelope, flags);
+}
+
+/** Writes the 5-byte header (flags, big-endian length) in front of the message already at byte 5. */
+function withEnvelopeHeader(envelope: Buffer, flags: number): Buffer {
+  envelope[0] = flags;
+  envelope.writeUInt32BE(envelope.byteLength - 5, 1);
   return envelope;
 }
 
