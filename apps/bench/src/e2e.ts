@@ -35,6 +35,10 @@ function cpuPerOrder(cpu: Record<string, number>, ordersPerSecond: number) {
   return perOrder;
 }
 
+function measuredRow(load: string, result: LoopResult, cpu: Record<string, number>): EndToEndRow {
+  return { load, ...result, cpu, cpuMsPerOrder: cpuPerOrder(cpu, result.throughput) };
+}
+
 /** Places one paid order (tok_visa, one mug); throws unless it ends PAID. */
 export function orderPlacer(system: BenchSystem, userId: string, token: string) {
   const orders = createTestClient(OrderService, system.urls["order-service"], "grpc", token);
@@ -78,13 +82,7 @@ export async function benchEndToEnd({ quick }: { quick: boolean }) {
     for (const concurrency of levels) {
       const cpu = await systemCpuMeter(system);
       const result = await closedLoop(placeOrder, concurrency, seconds);
-      const used = await cpu();
-      rows.push({
-        load: `closed, ${concurrency} in flight`,
-        ...result,
-        cpu: used,
-        cpuMsPerOrder: cpuPerOrder(used, result.throughput),
-      });
+      rows.push(measuredRow(`closed, ${concurrency} in flight`, result, await cpu()));
       console.log(`  ${concurrency} in flight: ${formatNumber(result.throughput)} orders/s`);
       // Two levels in a row without 5% more throughput: past the knee.
       if (result.throughput > best * 1.05) levelsSinceBest = 0;
@@ -96,13 +94,7 @@ export async function benchEndToEnd({ quick }: { quick: boolean }) {
     const rate = 0.8 * best;
     const cpu = await systemCpuMeter(system);
     const open = await openLoop(placeOrder, rate, seconds * 2);
-    const used = await cpu();
-    rows.push({
-      load: `open, ${formatNumber(rate)}/s (80%)`,
-      ...open,
-      cpu: used,
-      cpuMsPerOrder: cpuPerOrder(used, open.throughput),
-    });
+    rows.push(measuredRow(`open, ${formatNumber(rate)}/s (80%)`, open, await cpu()));
 
     const processes = Object.keys(rows[0]?.cpu ?? {});
     printTable(
